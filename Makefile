@@ -3,15 +3,15 @@
 #   make            build every library and program
 #   make test       run every suite; last line "N passed, M failed"
 #   make SAN=1 test the same with -fsanitize=address,undefined
-#   make run/stop   a local 3-node cluster (node/module.mk)
-#   make sim, make mutants, make fuzz, make bench-*  (see */module.mk)
+#   make run/stop   a local 3-node cluster (node/node.mk)
+#   make sim, make mutants, make fuzz, make bench-*  (see */*.mk)
 #   make deps       install missing Debian packages (as root)
 #
 # Sources are found by directory: core/*.c -> build/libcore.a, io_sim/*.c ->
 # build/libio_sim.a, and so on. A program's main lives in a file listed in
 # MAINS; tests/test_X.c becomes bin/test_X linked with every library (static
 # archives: only what is referenced is pulled in). Each directory may add
-# targets in its own module.mk.
+# targets in its own DIR/NAME.mk.
 
 SAN ?= 0
 CC := $(if $(filter default,$(origin CC)),cc,$(CC))
@@ -118,12 +118,14 @@ $(BIN)/test_%: $(BUILD)/tests/test_%.o $(HARNESS_O) $(LIBS_ALL)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS_ALL) $< $(HARNESS_O) $(LIBS_ALL) $(LDLIBS_ALL) -o $@
 
+.SECONDARY:
+
 # Directories add what `make test` needs built (e.g. fuzz replayers).
 TEST_DEPS :=
 
 # ---- per-directory targets -------------------------------------------------
 
--include $(wildcard */module.mk)
+-include $(wildcard */*.mk)
 
 .PHONY: programs
 programs: $(PROGRAMS) $(TEST_BINS)
