@@ -168,8 +168,9 @@ int codec_frame_decode(const uint8_t *buf, size_t n, uint32_t *type,
  * into memory held by the codec_decoded 'd', valid until codec_decoded_free.
  * Returns 0, KEEL_EMALFORMED (protobuf would not unpack or a required field
  * is missing), KEEL_ERANGE (a field out of range or inconsistent),
- * KEEL_ETOOBIG (a count or size over its limit) or KEEL_ENOMEM. On failure
- * nothing needs freeing.
+ * KEEL_ETOOBIG (a count or size over its limit) or KEEL_ENOMEM; also
+ * KEEL_EBADTYPE (msg: unknown type) and KEEL_EBADVERSION (hello: another
+ * protocol version). On failure nothing needs freeing.
  */
 struct codec_decoded {
 	struct keel_alloc alloc;
@@ -227,9 +228,16 @@ int codec_membership_encode(const struct membership *m, uint8_t *out,
 int codec_membership_decode(const uint8_t *p, uint32_t n,
 			    struct membership *m);
 
-/* Validation shared by encoders (asserted) and decoders (checked). */
+/* Validation shared by encoders (asserted) and decoders (checked). Each
+ * returns 0 or the failed rule's code: KEEL_EBADTYPE (unknown msg type),
+ * KEEL_EBADVERSION (hello version), KEEL_ETOOBIG (count or size over its
+ * limit), KEEL_ERANGE (value out of range or inconsistent). */
 int codec_msg_validate(const struct msg *m);
 int codec_command_validate(const struct kv_command *c);
 int codec_membership_validate(const struct membership *m);
+int codec_batch_validate(const struct kv_command *cmds, uint32_t count);
+int codec_hello_validate(const struct codec_hello *h);
+int codec_request_validate(const struct client_request *r);
+int codec_response_validate(const struct client_response *r);
 
 #endif
