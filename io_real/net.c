@@ -1,0 +1,387 @@
+/* net.c: the peer transport (see net.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/assert.h"
+#include "../core/codec.h"
+#include "../core/err.h"
+#include "log.h"
+#include "net.h"
+
+static uint64_t rng_next(uint64_t *s)
+{
+	/* splitmix64 */
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+uint32_t net_backoff_ms(uint32_t attempts, uint64_t random)
+{
+	uint64_t d = NET_BACKOFF_MS_MIN;
+	for (uint32_t i = 0; i < attempts && d < NET_BACKOFF_MS_MAX; i++)
+		d *= 2;
+	if (d > NET_BACKOFF_MS_MAX)
+		d = NET_BACKOFF_MS_MAX;
+	/* Jitter: uniformly within [d/2, d]. */
+	uint64_t half = d / 2;
+	uint32_t ms = (uint32_t)(half + random % (d - half + 1));
+	KEEL_ASSERT(ms >= NET_BACKOFF_MS_MIN / 2 && ms <= NET_BACKOFF_MS_MAX);
+	return ms;
+}
+
+void net_init(struct net *n, uv_loop_t *loop, uint64_t cluster_id,
+	      keel_node_id self, uint64_t seed, net_msg_fn on_msg, void *ctx)
+{
+	memset(n, 0, sizeof *n);
+	n->loop = loop;
+	n->cluster_id = cluster_id;
+	n->self = self;
+	n->rng = seed;
+	n->on_msg = on_msg;
+	n->ctx = ctx;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct net *n = h->data;
+	KEEL_ASSERT(n->open_handles > 0);
+	n->open_handles--;
+}
+
+/* ---- inbound ------------------------------------------------------------ */
+
+static int in_hello(struct net *n, struct fconn *c, const uint8_t *p,
+		    uint32_t len)
+{
+	struct codec_hello h;
+	int rc = codec_hello_decode(p, len, &h);
+	if (rc != 0)
+		return rc;
+	if (h.role != HELLO_PEER || h.node_id == KEEL_NODE_NONE ||
+	    h.node_id == n->self)
+		return KEEL_ERANGE;
+	if (h.cluster_id != n->cluster_id) {
+		n->ctr.cluster_refused++;
+		LOG_WARN("refusing peer %llu at %s: cluster id %llu, ours is %llu",
+			 (unsigned long long)h.node_id, c->addr,
+			 (unsigned long long)h.cluster_id,
+			 (unsigned long long)n->cluster_id);
+		return KEEL_ECLUSTER;
+	}
+	c->tag = h.node_id;
+	LOG_DEBUG("peer %llu connected from %s", (unsigned long long)h.node_id,
+		  c->addr);
+	return 0;
+}
+
+static int in_frame(struct fconn *c, uint32_t type, const uint8_t *p,
+		    uint32_t len)
+{
+	struct net *n = c->owner;
+	if (c->tag == 0) {
+		if (type != FRAME_HELLO)
+			return KEEL_EBADTYPE;
+		return in_hello(n, c, p, len);
+	}
+	if (type != FRAME_PEER)
+		return KEEL_EBADTYPE;
+	struct msg m;
+	struct codec_decoded d;
+	int rc = codec_msg_decode(p, len, &(struct keel_alloc){ 0 }, &m, &d);
+	if (rc != 0)
+		return rc;
+	if (m.from != c->tag || m.to != n->self) {
+		codec_decoded_free(&d);
+		return KEEL_ERANGE;
+	}
+	n->ctr.msgs_received++;
+	n->on_msg(n->ctx, &m);
+	codec_decoded_free(&d);
+	return 0;
+}
+
+static void in_close(struct fconn *c, int reason)
+{
+	struct net *n = c->owner;
+	if (reason != 0 && keel_err_is_keel(reason) && reason != KEEL_ECLUSTER) {
+		n->ctr.bad_frames++;
+		LOG_WARN("closing peer connection from %s: %s (%s)", c->addr,
+			 keel_err_msg(reason), keel_err_name(reason));
+	}
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		n->inbound = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	KEEL_ASSERT(n->inbound_count > 0);
+	n->inbound_count--;
+	n->open_handles--;
+	free(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct net *n = server->data;
+	if (status != 0 || n->stopping)
+		return;
+	struct fconn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return;
+	c->owner = n;
+	c->on_frame = in_frame;
+	c->on_close = in_close;
+	c->queue_bytes_max = NET_PEER_QUEUE_BYTES_MAX;
+	c->next = n->inbound;
+	if (n->inbound != NULL)
+		n->inbound->prev = c;
+	n->inbound = c;
+	n->inbound_count++;
+	n->open_handles++;
+	if (fconn_accept(server, c) != 0) {
+		in_close(c, 0);
+		return;
+	}
+	if (n->inbound_count > NET_INBOUND_MAX) { /* invariant 1 */
+		n->ctr.inbound_refused++;
+		LOG_WARN("refusing peer connection from %s: %u connections open",
+			 c->addr, NET_INBOUND_MAX);
+		fconn_close(c, 0);
+	}
+}
+
+int net_listen(struct net *n, const char *addr)
+{
+	n->listener.data = n;
+	int rc = fconn_listen(n->loop, &n->listener, addr, on_connection);
+	if (rc == KEEL_EINVAL)
+		return rc;
+	n->listener.data = n;
+	n->open_handles++;
+	n->listening = true;
+	if (rc != 0)
+		uv_close((uv_handle_t *)&n->listener, handle_closed);
+	return rc;
+}
+
+/* ---- outbound ----------------------------------------------------------- */
+
+static void peer_connect(struct net_peer *p);
+
+static void on_retry_timer(uv_timer_t *t)
+{
+	struct net_peer *p = t->data;
+	peer_connect(p);
+}
+
+static int out_frame(struct fconn *c, uint32_t type, const uint8_t *p,
+		     uint32_t len)
+{
+	(void)c;
+	(void)type;
+	(void)p;
+	(void)len;
+	return 0; /* the acceptor sends nothing we need */
+}
+
+static void out_close(struct fconn *c, int reason)
+{
+	struct net_peer *p = c->owner;
+	struct net *n = p->net;
+	bool was_connected = p->connected;
+	p->conn = NULL;
+	p->connected = false;
+	n->open_handles--;
+	free(c);
+	if (n->stopping)
+		return;
+	if (was_connected)
+		LOG_INFO("lost connection to peer %llu at %s (%s)",
+			 (unsigned long long)p->id, p->addr,
+			 reason == 0 ? "closed by peer" : uv_strerror(reason));
+	else
+		n->ctr.connect_failures++;
+	if (p->attempts == 0 && !was_connected)
+		LOG_DEBUG("cannot connect to peer %llu at %s: %s",
+			  (unsigned long long)p->id, p->addr,
+			  reason == 0 ? "closed" : uv_strerror(reason));
+	if (!was_connected)
+		p->attempts++;
+	else
+		p->attempts = 0;
+	uint32_t ms = net_backoff_ms(p->attempts, rng_next(&n->rng));
+	uv_timer_start(&p->timer, on_retry_timer, ms, 0);
+}
+
+static void out_connected(struct fconn *c, int status)
+{
+	struct net_peer *p = c->owner;
+	struct net *n = p->net;
+	KEEL_ASSERT(status == 0);
+	struct codec_hello h = {
+		.protocol_version = CODEC_VERSION,
+		.cluster_id = n->cluster_id,
+		.node_id = n->self,
+		.role = HELLO_PEER,
+	};
+	size_t bytes = codec_hello_encoded_bytes(&h);
+	struct fconn_wbuf *wb = fconn_wbuf_new(bytes);
+	if (wb == NULL) {
+		fconn_close(c, KEEL_ENOMEM);
+		return;
+	}
+	int rc = codec_hello_encode(&h, wb->data, bytes);
+	KEEL_ASSERT(rc == (int)bytes);
+	if (fconn_write(c, wb) != 0)
+		return;
+	p->connected = true;
+	p->attempts = 0;
+	n->ctr.connects++;
+	LOG_INFO("connected to peer %llu at %s", (unsigned long long)p->id,
+		 p->addr);
+}
+
+static void peer_connect(struct net_peer *p)
+{
+	struct net *n = p->net;
+	KEEL_ASSERT(p->conn == NULL);
+	if (n->stopping)
+		return;
+	struct fconn *c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		uv_timer_start(&p->timer, on_retry_timer, NET_BACKOFF_MS_MAX, 0);
+		return;
+	}
+	c->owner = p;
+	c->tag = p->id;
+	c->on_frame = out_frame;
+	c->on_close = out_close;
+	c->on_connect = out_connected;
+	c->queue_bytes_max = NET_PEER_QUEUE_BYTES_MAX;
+	snprintf(c->addr, sizeof c->addr, "%s", p->addr);
+	p->conn = c;
+	n->open_handles++;
+	int rc = fconn_connect(n->loop, c, &p->sa);
+	if (rc != 0) { /* nothing opened */
+		p->conn = NULL;
+		n->open_handles--;
+		free(c);
+		p->attempts++;
+		uv_timer_start(&p->timer, on_retry_timer,
+			       net_backoff_ms(p->attempts, rng_next(&n->rng)), 0);
+	}
+}
+
+int net_set_peers(struct net *n, const struct membership *m)
+{
+	KEEL_ASSERT(n->peer_count == 0);
+	for (uint32_t i = 0; i < m->member_count; i++) {
+		const struct member *mb = &m->members[i];
+		if (mb->id == n->self || mb->peer_addr[0] == '\0')
+			continue;
+		struct net_peer *p = &n->peers[n->peer_count];
+		memset(p, 0, sizeof *p);
+		p->net = n;
+		p->id = mb->id;
+		snprintf(p->addr, sizeof p->addr, "%s", mb->peer_addr);
+		if (fconn_addr_parse(p->addr, &p->sa) != 0) {
+			LOG_ERROR("peer %llu: bad address '%s'",
+				  (unsigned long long)p->id, p->addr);
+			return KEEL_EINVAL;
+		}
+		uv_timer_init(n->loop, &p->timer);
+		p->timer.data = p;
+		p->timer_open = true;
+		n->open_handles++;
+		n->peer_count++;
+	}
+	for (uint32_t i = 0; i < n->peer_count; i++)
+		peer_connect(&n->peers[i]);
+	return 0;
+}
+
+static struct net_peer *peer_find(const struct net *n, keel_node_id id)
+{
+	for (uint32_t i = 0; i < n->peer_count; i++)
+		if (n->peers[i].id == id)
+			return (struct net_peer *)&n->peers[i];
+	return NULL;
+}
+
+bool net_peer_connected(const struct net *n, keel_node_id id)
+{
+	const struct net_peer *p = peer_find(n, id);
+	return p != NULL && p->connected;
+}
+
+struct fconn_wbuf *net_encode(const struct msg *m)
+{
+	size_t bytes = codec_msg_encoded_bytes(m);
+	struct fconn_wbuf *wb = fconn_wbuf_new(bytes);
+	if (wb == NULL)
+		return NULL;
+	int rc = codec_msg_encode(m, wb->data, bytes);
+	KEEL_ASSERT(rc == (int)bytes);
+	return wb;
+}
+
+int net_send_frame(struct net *n, keel_node_id to, struct fconn_wbuf *wb)
+{
+	struct net_peer *p = peer_find(n, to);
+	if (p == NULL) {
+		free(wb);
+		return KEEL_ENOTFOUND;
+	}
+	if (!p->connected) {
+		n->ctr.dropped_disconnected++;
+		free(wb);
+		return KEEL_ENOLEADER;
+	}
+	size_t bytes = wb->bytes;
+	int rc = fconn_write(p->conn, wb); /* invariant 2: refuses past the bound */
+	if (rc != 0) {
+		n->ctr.dropped_queue_full++;
+		return rc;
+	}
+	n->ctr.msgs_sent++;
+	n->ctr.bytes_sent += bytes;
+	return 0;
+}
+
+int net_send(struct net *n, const struct msg *m)
+{
+	struct net_peer *p = peer_find(n, m->to);
+	if (p == NULL)
+		return KEEL_ENOTFOUND;
+	if (!p->connected) {
+		n->ctr.dropped_disconnected++;
+		return KEEL_ENOLEADER;
+	}
+	struct fconn_wbuf *wb = net_encode(m);
+	if (wb == NULL)
+		return KEEL_ENOMEM;
+	return net_send_frame(n, m->to, wb);
+}
+
+void net_stop(struct net *n)
+{
+	if (n->stopping)
+		return;
+	n->stopping = true;
+	if (n->listening && !uv_is_closing((uv_handle_t *)&n->listener))
+		uv_close((uv_handle_t *)&n->listener, handle_closed);
+	for (uint32_t i = 0; i < n->peer_count; i++) {
+		struct net_peer *p = &n->peers[i];
+		if (p->timer_open) {
+			p->timer.data = n;
+			uv_close((uv_handle_t *)&p->timer, handle_closed);
+			p->timer_open = false;
+		}
+		if (p->conn != NULL)
+			fconn_close(p->conn, 0);
+	}
+	for (struct fconn *c = n->inbound; c != NULL; c = c->next)
+		fconn_close(c, 0);
+}
