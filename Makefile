@@ -82,8 +82,13 @@ LIB_io_real := $(BUILD)/libio_real.a
 LIB_node := $(BUILD)/libnode.a
 LIB_sim := $(BUILD)/libsim.a
 
-# Libraries that have sources, in link order (users before providers).
-LIBS_ALL := $(foreach d,sim node io_sim io_real core,$(if $(OBJS_$(d)),$(LIB_$(d))))
+# Link orders, users before providers. core/ calls keel_panic, which each
+# world defines (io_sim/panic.c, io_real/panic.c): the world's archive is
+# scanned again after core so a program gets its own world's panic.
+libs_of = $(foreach d,$(1),$(if $(OBJS_$(d)),$(LIB_$(d))))
+LIBS_REAL := $(call libs_of,node io_real core io_real)
+LIBS_SIM := $(call libs_of,sim io_sim core io_sim)
+LIBS_ALL := $(call libs_of,sim node io_sim io_real core io_sim)
 
 $(foreach d,$(LIB_DIRS),$(eval $(LIB_$(d)): $(OBJS_$(d)) ; @rm -f $$@ && ar rcs $$@ $$^))
 
@@ -100,13 +105,13 @@ PROG_keelsim := sim/keelsim.c
 PROG_keelcheck := sim/keelcheck.c
 PROGRAMS := $(foreach p,keel keelctl keelsim keelcheck,$(if $(wildcard $(PROG_$(p))),$(BIN)/$(p)))
 
-$(BIN)/%: $(BUILD)/node/%.o $(LIBS_ALL)
+$(BIN)/%: $(BUILD)/node/%.o $(LIBS_REAL)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS_ALL) $< $(LIBS_ALL) $(LDLIBS_ALL) -o $@
+	$(CC) $(LDFLAGS_ALL) $< $(LIBS_REAL) $(LDLIBS_ALL) -o $@
 
-$(BIN)/%: $(BUILD)/sim/%.o $(LIBS_ALL)
+$(BIN)/%: $(BUILD)/sim/%.o $(LIBS_SIM)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS_ALL) $< $(LIBS_ALL) $(LDLIBS_ALL) -o $@
+	$(CC) $(LDFLAGS_ALL) $< $(LIBS_SIM) $(LDLIBS_ALL) -o $@
 
 # ---- tests ----------------------------------------------------------------
 
