@@ -1,0 +1,93 @@
+/*
+ * lmdb_store.h: the production store on LMDB (DESIGN §4), implementing
+ * core/store.h. One LMDB environment per node directory. See the top of
+ * lmdb_store.c for the layout and the durability choice.
+ *
+ * Not thread-safe: one thread drives the store at a time. A snapshot
+ * (lmdb_snapshot_*) holds its own read transaction and may be iterated by
+ * another thread while writes go on.
+ */
+#ifndef KEEL_LMDB_STORE_H
+#define KEEL_LMDB_STORE_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/store.h"
+
+#define LMDB_STORE_MAP_BYTES_DEFAULT (4ull << 30) /* address space reserved */
+#define LMDB_STORE_DBS_MAX 8u
+#define LMDB_STORE_ERROR_BYTES 192u
+/* Keys longer than this are stored under their xxh3-128 hash (LMDB's key
+ * limit is 511 bytes); the full key is kept and compared on every read. */
+#define LMDB_STORE_KEY_INLINE_MAX 480u
+
+struct lmdb_store_config {
+	const char *dir;    /* the node's data directory */
+	uint64_t map_bytes; /* 0: LMDB_STORE_MAP_BYTES_DEFAULT */
+	bool create;        /* create the directory / a new store if absent */
+	bool read_only;     /* for tools: no writes, no lock on writers */
+};
+
+struct lmdb_store {
+	MDB_env *env;
+	MDB_dbi dbi_meta, dbi_log, dbi_kv, dbi_kvlong, dbi_sessions, dbi_ages;
+	MDB_txn *wtxn;    /* the open write batch */
+	MDB_txn *rtxn;    /* reused read transaction for reads outside a batch */
+	bool rtxn_active;
+	bool read_only;
+	int sticky;   /* KEEL_ESTORAGE once an outcome is unknown */
+	int batch_rc; /* nonzero: the open batch is poisoned */
+	uint8_t *buf; /* scratch for records and long-key values */
+	size_t buf_cap;
+	char error[LMDB_STORE_ERROR_BYTES]; /* why the last open or call failed */
+};
+
+/*
+ * Open (or with cfg->create, create) the store in cfg->dir. Returns 0;
+ * KEEL_EBADMAGIC when the directory holds something that is not a keel store
+ * (non-empty without a store, another LMDB file, a foreign database);
+ * KEEL_EBADVERSION for a keel store of another format version;
+ * KEEL_ENOTFOUND when there is no store and create is false; -errno or
+ * KEEL_ESTORAGE for system failures. On failure s->error says why in words
+ * and nothing needs closing.
+ */
+int lmdb_store_open(struct lmdb_store *s, const struct lmdb_store_config *cfg);
+/* Abort any open batch and close the environment. */
+void lmdb_store_close(struct lmdb_store *s);
+void lmdb_store_bind(struct lmdb_store *s, struct store *out);
+
+/* ---- consistent snapshot iteration (kv + sessions at one applied index) --- */
+
+enum lmdb_snap_kind { LMDB_SNAP_KV = 1, LMDB_SNAP_SESSION = 2 };
+
+struct lmdb_snap_item {
+	uint32_t kind; /* enum lmdb_snap_kind */
+	const uint8_t *key; /* kv */
+	uint32_t key_bytes;
+	const uint8_t *val;
+	uint32_t val_bytes;
+	struct kv_session session; /* session */
+};
+
+struct lmdb_snapshot {
+	struct lmdb_store *s;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint32_t phase;         /* 0 kv, 1 long keys, 2 sessions, 3 done */
+	const uint8_t *chain;   /* long keys: the rest of the current value */
+	size_t chain_bytes;
+	struct store_meta meta; /* as of the snapshot (applied_index...) */
+};
+
+/* Begin a snapshot: a read transaction of its own. 0 or an error. */
+int lmdb_snapshot_begin(struct lmdb_store *s, struct lmdb_snapshot *snap);
+/* Next item: 1 with *item filled (pointers valid until the next call),
+ * 0 at the end, or a negative error (KEEL_ECORRUPT...). Order: kv entries,
+ * then sessions; the same state always gives the same order. */
+int lmdb_snapshot_next(struct lmdb_snapshot *snap, struct lmdb_snap_item *item);
+void lmdb_snapshot_end(struct lmdb_snapshot *snap);
+
+#endif

@@ -1,0 +1,815 @@
+/*
+ * test_store.c: the store conformance suite (core/store.h), run against both
+ * implementations with the same test bodies: io_sim's mem_store and
+ * io_real's LMDB store. Then tests only the memory model has (crash, tear,
+ * corruption). LMDB-only tests live in test_lmdb.c.
+ */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../core/err.h"
+#include "../core/record.h"
+#include "../io_real/lmdb_store.h"
+#include "../io_sim/mem_store.h"
+#include "store_fixture.h"
+
+/* ---- fixtures: one per implementation ------------------------------------ */
+
+static void mem_open(struct fixture *f)
+{
+	ASSERT_EQ(mem_store_init(&f->mem), 0);
+	mem_store_bind(&f->mem, &f->st);
+}
+
+static void mem_reopen(struct fixture *f)
+{
+	mem_store_crash(&f->mem, 0); /* what a restart finds: the durable state */
+}
+
+static void mem_close(struct fixture *f)
+{
+	mem_store_close(&f->mem);
+}
+
+static const struct fixture_ops mem_fixture = {"mem", mem_open, mem_reopen,
+					       mem_close};
+
+static void lmdb_open_dir(struct fixture *f)
+{
+	struct lmdb_store_config cfg = {.dir = f->dir, .create = true};
+	int rc = lmdb_store_open(&f->lmdb, &cfg);
+	if (rc != 0)
+		fprintf(stderr, "lmdb_store_open: %s\n", f->lmdb.error);
+	ASSERT_EQ(rc, 0);
+	lmdb_store_bind(&f->lmdb, &f->st);
+}
+
+static void lmdb_open(struct fixture *f)
+{
+	fixture_tmpdir(f);
+	lmdb_open_dir(f);
+}
+
+static void lmdb_reopen(struct fixture *f)
+{
+	lmdb_store_close(&f->lmdb);
+	lmdb_open_dir(f);
+}
+
+static void lmdb_close(struct fixture *f)
+{
+	lmdb_store_close(&f->lmdb);
+	fixture_rmdir(f);
+}
+
+static const struct fixture_ops lmdb_fixture = {"lmdb", lmdb_open, lmdb_reopen,
+						lmdb_close};
+
+/* Each CONFORM(name) body runs once per store, as mem_name and lmdb_name. */
+#define CONFORM(name)                                                   \
+	static void body_##name(struct fixture *f);                     \
+	TEST(mem_##name) { fixture_run(&mem_fixture, body_##name); }    \
+	TEST(lmdb_##name) { fixture_run(&lmdb_fixture, body_##name); }  \
+	static void body_##name(struct fixture *f)
+
+/* ---- helpers ------------------------------------------------------------- */
+
+#define OPS(f) ((f)->st.ops)
+#define S(f) ((f)->st.impl)
+
+static void begin(struct fixture *f)
+{
+	ASSERT_EQ(OPS(f)->write_begin(S(f)), 0);
+}
+
+static void commit(struct fixture *f)
+{
+	ASSERT_EQ(OPS(f)->write_commit(S(f)), 0);
+}
+
+static void commit_sync(struct fixture *f)
+{
+	commit(f);
+	ASSERT_EQ(OPS(f)->sync(S(f)), 0);
+}
+
+/* Entry i of term t with data "e<i>t<t>" repeated to len bytes. */
+static struct entry mk_entry(uint64_t index, uint64_t term, uint8_t *buf,
+			     uint32_t len)
+{
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(index * 31 + term * 7 + i);
+	return (struct entry){.term = term, .index = index,
+			      .type = ENTRY_COMMAND, .data_bytes = len,
+			      .data = len ? buf : NULL};
+}
+
+/* Append entries lo..hi of term t in the open batch. */
+static void append_range(struct fixture *f, uint64_t lo, uint64_t hi,
+			 uint64_t term)
+{
+	static uint8_t bufs[64][64];
+	struct entry e[64];
+	ASSERT_TRUE(hi - lo + 1 <= 64);
+	for (uint64_t i = lo; i <= hi; i++)
+		e[i - lo] = mk_entry(i, term, bufs[i - lo], (uint32_t)(i % 50));
+	ASSERT_EQ(OPS(f)->log_append(S(f), e, hi - lo + 1), 0);
+}
+
+static void check_entry(struct fixture *f, uint64_t index, uint64_t term)
+{
+	uint8_t want[64];
+	struct entry w = mk_entry(index, term, want, (uint32_t)(index % 50));
+	struct entry e;
+	ASSERT_EQ(OPS(f)->log_get(S(f), index, &e), 0);
+	ASSERT_U64_EQ(e.index, index);
+	ASSERT_U64_EQ(e.term, term);
+	ASSERT_EQ(e.type, ENTRY_COMMAND);
+	ASSERT_EQ(e.data_bytes, w.data_bytes);
+	if (w.data_bytes > 0)
+		ASSERT_MEM_EQ(e.data, w.data, w.data_bytes);
+}
+
+static void check_bounds(struct fixture *f, uint64_t first, uint64_t last)
+{
+	uint64_t a, b;
+	ASSERT_EQ(OPS(f)->log_bounds(S(f), &a, &b), 0);
+	ASSERT_U64_EQ(a, first);
+	ASSERT_U64_EQ(b, last);
+}
+
+static int put_s(struct fixture *f, const char *k, const char *v)
+{
+	return OPS(f)->kv_put(S(f), (const uint8_t *)k, (uint32_t)strlen(k),
+			      (const uint8_t *)v, (uint32_t)strlen(v));
+}
+
+static int del_s(struct fixture *f, const char *k)
+{
+	return OPS(f)->kv_del(S(f), (const uint8_t *)k, (uint32_t)strlen(k));
+}
+
+static void check_val(struct fixture *f, const char *k, const char *v)
+{
+	const uint8_t *val;
+	uint32_t vb;
+	int rc = OPS(f)->kv_get(S(f), (const uint8_t *)k, (uint32_t)strlen(k),
+				&val, &vb);
+	if (v == NULL) {
+		ASSERT_EQ(rc, KEEL_ENOTFOUND);
+		return;
+	}
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(vb, strlen(v));
+	ASSERT_MEM_EQ(val, v, vb);
+}
+
+static struct membership one_member(keel_node_id id)
+{
+	struct membership m;
+	memset(&m, 0, sizeof(m));
+	m.member_count = 2;
+	m.members[0].id = id;
+	m.members[0].role = MEMBER_VOTER;
+	strcpy(m.members[0].peer_addr, "127.0.0.1:7001");
+	strcpy(m.members[0].client_addr, "127.0.0.1:7101");
+	m.members[1].id = id + 1;
+	m.members[1].role = MEMBER_LEARNER;
+	return m;
+}
+
+static void put_session(struct fixture *f, uint64_t id, uint64_t seq,
+			uint64_t last_index, uint32_t status)
+{
+	struct kv_session se = {id, seq, last_index, status};
+	ASSERT_EQ(OPS(f)->session_put(S(f), &se), 0);
+}
+
+/* ---- conformance --------------------------------------------------------- */
+
+CONFORM(meta_round_trip)
+{
+	struct store_meta m, zero;
+	memset(&zero, 0, sizeof(zero));
+	ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
+	ASSERT_MEM_EQ(&m, &zero, sizeof(m));
+	check_bounds(f, 1, 0);
+
+	struct membership mb = one_member(7);
+	struct raft_hard_state hs = {.term = 9, .vote = 3, .commit = 4};
+	begin(f);
+	ASSERT_EQ(OPS(f)->set_ids(S(f), 0xabcdef, 7), 0);
+	ASSERT_EQ(OPS(f)->set_hard_state(S(f), &hs), 0);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 12, 5, &mb), 0);
+	ASSERT_EQ(OPS(f)->set_applied(S(f), 12), 0);
+	commit_sync(f);
+	for (int round = 0; round < 2; round++) {
+		ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
+		ASSERT_U64_EQ(m.cluster_id, 0xabcdef);
+		ASSERT_U64_EQ(m.node_id, 7);
+		ASSERT_U64_EQ(m.hard_state.term, 9);
+		ASSERT_U64_EQ(m.hard_state.vote, 3);
+		ASSERT_U64_EQ(m.hard_state.commit, 4);
+		ASSERT_U64_EQ(m.snapshot_index, 12);
+		ASSERT_U64_EQ(m.snapshot_term, 5);
+		ASSERT_U64_EQ(m.applied_index, 12);
+		ASSERT_MEM_EQ(&m.snapshot_membership, &mb, sizeof(mb));
+		check_bounds(f, 13, 12);
+		f->ops->reopen(f);
+	}
+}
+
+CONFORM(log_append_and_get)
+{
+	begin(f);
+	append_range(f, 1, 20, 1);
+	commit(f);
+	check_bounds(f, 1, 20);
+	for (uint64_t i = 1; i <= 20; i++)
+		check_entry(f, i, 1);
+	struct entry e;
+	ASSERT_EQ(OPS(f)->log_get(S(f), 0, &e), KEEL_ENOTFOUND);
+	ASSERT_EQ(OPS(f)->log_get(S(f), 21, &e), KEEL_ENOTFOUND);
+	/* every entry type, empty data and the largest data */
+	uint8_t *big = malloc(KEEL_ENTRY_BYTES_MAX);
+	memset(big, 0x5a, KEEL_ENTRY_BYTES_MAX);
+	struct entry more[3] = {
+		{.term = 2, .index = 21, .type = ENTRY_NOOP},
+		{.term = 2, .index = 22, .type = ENTRY_CONFIG, .data_bytes = 3,
+		 .data = (const uint8_t *)"cfg"},
+		{.term = 2, .index = 23, .type = ENTRY_COMMAND,
+		 .data_bytes = KEEL_ENTRY_BYTES_MAX, .data = big},
+	};
+	begin(f);
+	ASSERT_EQ(OPS(f)->log_append(S(f), more, 3), 0);
+	commit(f);
+	ASSERT_EQ(OPS(f)->log_get(S(f), 21, &e), 0);
+	ASSERT_EQ(e.type, ENTRY_NOOP);
+	ASSERT_EQ(e.data_bytes, 0);
+	ASSERT_EQ(OPS(f)->log_get(S(f), 22, &e), 0);
+	ASSERT_EQ(e.type, ENTRY_CONFIG);
+	ASSERT_MEM_EQ(e.data, "cfg", 3);
+	ASSERT_EQ(OPS(f)->log_get(S(f), 23, &e), 0);
+	ASSERT_EQ(e.data_bytes, KEEL_ENTRY_BYTES_MAX);
+	ASSERT_MEM_EQ(e.data, big, KEEL_ENTRY_BYTES_MAX);
+	free(big);
+}
+
+CONFORM(log_overwrite_truncates)
+{
+	begin(f);
+	append_range(f, 1, 10, 1);
+	commit(f);
+	begin(f);
+	append_range(f, 4, 6, 2); /* replaces 4..10 by 4..6 */
+	commit_sync(f);
+	for (int round = 0; round < 2; round++) {
+		check_bounds(f, 1, 6);
+		check_entry(f, 3, 1);
+		check_entry(f, 4, 2);
+		check_entry(f, 6, 2);
+		struct entry e;
+		ASSERT_EQ(OPS(f)->log_get(S(f), 7, &e), KEEL_ENOTFOUND);
+		f->ops->reopen(f);
+	}
+	/* appending at last + 1 truncates nothing */
+	begin(f);
+	append_range(f, 7, 8, 3);
+	commit(f);
+	check_bounds(f, 1, 8);
+	check_entry(f, 6, 2);
+	check_entry(f, 8, 3);
+	/* overwriting from the first index empties the old log */
+	begin(f);
+	append_range(f, 1, 2, 4);
+	commit(f);
+	check_bounds(f, 1, 2);
+	check_entry(f, 1, 4);
+}
+
+CONFORM(log_append_bounds)
+{
+	begin(f);
+	append_range(f, 1, 5, 1);
+	uint8_t b[8];
+	struct entry gap = mk_entry(7, 1, b, 8);
+	ASSERT_EQ(OPS(f)->log_append(S(f), &gap, 1), KEEL_EINVAL);
+	struct entry two[2] = {mk_entry(6, 1, b, 8), mk_entry(8, 1, b, 8)};
+	ASSERT_EQ(OPS(f)->log_append(S(f), two, 2), KEEL_EINVAL);
+	struct entry bad = mk_entry(6, 1, b, 8);
+	bad.type = 99;
+	ASSERT_EQ(OPS(f)->log_append(S(f), &bad, 1), KEEL_EINVAL);
+	bad = mk_entry(6, 0, b, 8);
+	ASSERT_EQ(OPS(f)->log_append(S(f), &bad, 1), KEEL_EINVAL);
+	bad = mk_entry(6, 1, b, 8);
+	bad.data_bytes = KEEL_ENTRY_BYTES_MAX + 1;
+	ASSERT_EQ(OPS(f)->log_append(S(f), &bad, 1), KEEL_EINVAL);
+	struct membership mb = one_member(1);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 2, 1, &mb), 0);
+	struct entry low = mk_entry(2, 1, b, 8);
+	ASSERT_EQ(OPS(f)->log_append(S(f), &low, 1), KEEL_EINVAL);
+	/* the rejected calls changed nothing and the batch still commits */
+	commit(f);
+	check_bounds(f, 3, 5);
+	check_entry(f, 5, 1);
+}
+
+CONFORM(log_compact)
+{
+	struct membership mb = one_member(1);
+	begin(f);
+	append_range(f, 1, 10, 1);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 4, 1, &mb), 0);
+	commit_sync(f);
+	struct entry e;
+	for (int round = 0; round < 2; round++) {
+		check_bounds(f, 5, 10);
+		ASSERT_EQ(OPS(f)->log_get(S(f), 4, &e), KEEL_ENOTFOUND);
+		check_entry(f, 5, 1);
+		check_entry(f, 10, 1);
+		f->ops->reopen(f);
+	}
+	begin(f);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 3, 1, &mb), KEEL_EINVAL);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 4, 1, &mb), 0); /* same point */
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 30, 6, &mb), 0); /* past the end */
+	commit_sync(f);
+	check_bounds(f, 31, 30);
+	ASSERT_EQ(OPS(f)->log_get(S(f), 10, &e), KEEL_ENOTFOUND);
+	begin(f);
+	append_range(f, 31, 33, 6);
+	commit_sync(f);
+	f->ops->reopen(f);
+	check_bounds(f, 31, 33);
+	check_entry(f, 31, 6);
+	struct store_meta m;
+	ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
+	ASSERT_U64_EQ(m.snapshot_index, 30);
+	ASSERT_U64_EQ(m.snapshot_term, 6);
+}
+
+CONFORM(log_first_index_above_one)
+{
+	struct membership mb = one_member(4);
+	begin(f);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 1000, 7, &mb), 0);
+	append_range(f, 1001, 1010, 7);
+	commit_sync(f);
+	f->ops->reopen(f);
+	check_bounds(f, 1001, 1010);
+	check_entry(f, 1001, 7);
+	check_entry(f, 1010, 7);
+	uint8_t b[4];
+	struct entry e = mk_entry(1, 1, b, 4);
+	begin(f);
+	ASSERT_EQ(OPS(f)->log_append(S(f), &e, 1), KEEL_EINVAL);
+	append_range(f, 1005, 1006, 8);
+	commit(f);
+	check_bounds(f, 1001, 1006);
+	check_entry(f, 1006, 8);
+}
+
+CONFORM(kv_put_get_del)
+{
+	begin(f);
+	ASSERT_EQ(put_s(f, "a", "1"), 0);
+	ASSERT_EQ(put_s(f, "b", "2"), 0);
+	ASSERT_EQ(put_s(f, "a", "one"), 0);
+	ASSERT_EQ(put_s(f, "empty", ""), 0);
+	commit_sync(f);
+	for (int round = 0; round < 2; round++) {
+		check_val(f, "a", "one");
+		check_val(f, "b", "2");
+		check_val(f, "empty", "");
+		check_val(f, "zzz", NULL);
+		f->ops->reopen(f);
+	}
+	begin(f);
+	ASSERT_EQ(del_s(f, "b"), 0);
+	ASSERT_EQ(del_s(f, "b"), KEEL_ENOTFOUND);
+	ASSERT_EQ(del_s(f, "nope"), KEEL_ENOTFOUND);
+	commit(f);
+	check_val(f, "b", NULL);
+	check_val(f, "a", "one");
+	/* limits */
+	uint8_t *key = malloc(KEEL_KEY_BYTES_MAX + 1);
+	uint8_t *val = malloc(KEEL_VALUE_BYTES_MAX + 1);
+	memset(key, 'k', KEEL_KEY_BYTES_MAX + 1);
+	memset(val, 'v', KEEL_VALUE_BYTES_MAX + 1);
+	begin(f);
+	ASSERT_EQ(OPS(f)->kv_put(S(f), key, 0, val, 1), KEEL_EINVAL);
+	ASSERT_EQ(OPS(f)->kv_put(S(f), key, KEEL_KEY_BYTES_MAX + 1, val, 1),
+		  KEEL_EINVAL);
+	ASSERT_EQ(OPS(f)->kv_put(S(f), key, 1, val, KEEL_VALUE_BYTES_MAX + 1),
+		  KEEL_EINVAL);
+	ASSERT_EQ(OPS(f)->kv_put(S(f), key, KEEL_KEY_BYTES_MAX, val,
+				 KEEL_VALUE_BYTES_MAX),
+		  0);
+	commit(f);
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(OPS(f)->kv_get(S(f), key, KEEL_KEY_BYTES_MAX, &v, &vb), 0);
+	ASSERT_EQ(vb, KEEL_VALUE_BYTES_MAX);
+	ASSERT_MEM_EQ(v, val, vb);
+	ASSERT_EQ(OPS(f)->kv_get(S(f), key, KEEL_KEY_BYTES_MAX + 1, &v, &vb),
+		  KEEL_EINVAL);
+	free(key);
+	free(val);
+}
+
+/* Long keys (over LMDB's inline key limit) that share a long prefix are
+ * distinct keys. */
+CONFORM(kv_long_keys)
+{
+	enum { N = 6 };
+	uint8_t keys[N][KEEL_KEY_BYTES_MAX];
+	uint32_t lens[N] = {600, 600, 601, 1024, 1024, 512};
+	for (int i = 0; i < N; i++) {
+		memset(keys[i], 'p', KEEL_KEY_BYTES_MAX);
+		keys[i][lens[i] - 1] = (uint8_t)('0' + i);
+	}
+	begin(f);
+	for (int i = 0; i < N; i++) {
+		uint8_t v = (uint8_t)i;
+		ASSERT_EQ(OPS(f)->kv_put(S(f), keys[i], lens[i], &v, 1), 0);
+	}
+	commit_sync(f);
+	f->ops->reopen(f);
+	begin(f);
+	ASSERT_EQ(OPS(f)->kv_del(S(f), keys[1], lens[1]), 0);
+	ASSERT_EQ(OPS(f)->kv_del(S(f), keys[1], lens[1]), KEEL_ENOTFOUND);
+	uint8_t v9 = 9;
+	ASSERT_EQ(OPS(f)->kv_put(S(f), keys[3], lens[3], &v9, 1), 0);
+	commit(f);
+	for (int i = 0; i < N; i++) {
+		const uint8_t *v;
+		uint32_t vb;
+		int rc = OPS(f)->kv_get(S(f), keys[i], lens[i], &v, &vb);
+		if (i == 1) {
+			ASSERT_EQ(rc, KEEL_ENOTFOUND);
+			continue;
+		}
+		ASSERT_EQ(rc, 0);
+		ASSERT_EQ(vb, 1);
+		ASSERT_EQ(v[0], i == 3 ? 9 : i);
+	}
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(OPS(f)->kv_get(S(f), keys[0], 599, &v, &vb), KEEL_ENOTFOUND);
+}
+
+CONFORM(sessions)
+{
+	struct kv_session se;
+	uint64_t count;
+	ASSERT_EQ(OPS(f)->session_get(S(f), 5, &se), KEEL_ENOTFOUND);
+	ASSERT_EQ(OPS(f)->session_oldest(S(f), &se), KEEL_ENOTFOUND);
+	ASSERT_EQ(OPS(f)->session_count(S(f), &count), 0);
+	ASSERT_U64_EQ(count, 0);
+	begin(f);
+	put_session(f, 5, 1, 40, KV_OK);
+	put_session(f, 9, 3, 20, KV_CAS_FAILED);
+	put_session(f, 2, 7, 20, KV_NOT_FOUND);
+	put_session(f, 1, 1, 30, KV_TOO_BIG);
+	struct kv_session bad = {0, 1, 1, KV_OK};
+	ASSERT_EQ(OPS(f)->session_put(S(f), &bad), KEEL_EINVAL);
+	commit_sync(f);
+	for (int round = 0; round < 2; round++) {
+		ASSERT_EQ(OPS(f)->session_count(S(f), &count), 0);
+		ASSERT_U64_EQ(count, 4);
+		ASSERT_EQ(OPS(f)->session_get(S(f), 9, &se), 0);
+		ASSERT_U64_EQ(se.client_id, 9);
+		ASSERT_U64_EQ(se.seq, 3);
+		ASSERT_U64_EQ(se.last_index, 20);
+		ASSERT_EQ(se.status, KV_CAS_FAILED);
+		ASSERT_EQ(OPS(f)->session_oldest(S(f), &se), 0);
+		ASSERT_U64_EQ(se.client_id, 2); /* last_index 20, smaller id */
+		f->ops->reopen(f);
+	}
+	begin(f);
+	put_session(f, 2, 8, 50, KV_OK); /* moves 2 to the back */
+	ASSERT_EQ(OPS(f)->session_oldest(S(f), &se), 0);
+	ASSERT_U64_EQ(se.client_id, 9);
+	ASSERT_EQ(OPS(f)->session_del(S(f), 9), 0);
+	ASSERT_EQ(OPS(f)->session_del(S(f), 9), KEEL_ENOTFOUND);
+	ASSERT_EQ(OPS(f)->session_oldest(S(f), &se), 0);
+	ASSERT_U64_EQ(se.client_id, 1);
+	commit(f);
+	ASSERT_EQ(OPS(f)->session_count(S(f), &count), 0);
+	ASSERT_U64_EQ(count, 3);
+	ASSERT_EQ(OPS(f)->session_get(S(f), 9, &se), KEEL_ENOTFOUND);
+	ASSERT_EQ(OPS(f)->session_get(S(f), 2, &se), 0);
+	ASSERT_U64_EQ(se.seq, 8);
+	ASSERT_U64_EQ(se.last_index, 50);
+	ASSERT_EQ(OPS(f)->session_oldest(S(f), &se), 0);
+	ASSERT_U64_EQ(se.client_id, 1);
+}
+
+/* Fill a store with some of everything, durable. */
+static void fill_base(struct fixture *f)
+{
+	struct membership mb = one_member(1);
+	struct raft_hard_state hs = {.term = 2, .vote = 1, .commit = 3};
+	begin(f);
+	ASSERT_EQ(OPS(f)->set_ids(S(f), 77, 1), 0);
+	ASSERT_EQ(OPS(f)->set_hard_state(S(f), &hs), 0);
+	append_range(f, 1, 8, 2);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 2, 2, &mb), 0);
+	ASSERT_EQ(put_s(f, "x", "10"), 0);
+	ASSERT_EQ(put_s(f, "y", "20"), 0);
+	put_session(f, 3, 4, 5, KV_OK);
+	put_session(f, 4, 1, 6, KV_OK);
+	ASSERT_EQ(OPS(f)->set_applied(S(f), 3), 0);
+	commit_sync(f);
+}
+
+static void check_base(struct fixture *f)
+{
+	struct store_meta m;
+	ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
+	ASSERT_U64_EQ(m.cluster_id, 77);
+	ASSERT_U64_EQ(m.hard_state.term, 2);
+	ASSERT_U64_EQ(m.hard_state.commit, 3);
+	ASSERT_U64_EQ(m.snapshot_index, 2);
+	ASSERT_U64_EQ(m.applied_index, 3);
+	check_bounds(f, 3, 8);
+	for (uint64_t i = 3; i <= 8; i++)
+		check_entry(f, i, 2);
+	check_val(f, "x", "10");
+	check_val(f, "y", "20");
+	check_val(f, "z", NULL);
+	struct kv_session se;
+	uint64_t count;
+	ASSERT_EQ(OPS(f)->session_count(S(f), &count), 0);
+	ASSERT_U64_EQ(count, 2);
+	ASSERT_EQ(OPS(f)->session_get(S(f), 3, &se), 0);
+	ASSERT_U64_EQ(se.seq, 4);
+	ASSERT_EQ(OPS(f)->session_oldest(S(f), &se), 0);
+	ASSERT_U64_EQ(se.client_id, 3);
+}
+
+/* Change everything in the open batch; reads see the batch's own writes. */
+static void change_all(struct fixture *f)
+{
+	struct membership mb = one_member(2);
+	struct raft_hard_state hs = {.term = 3, .vote = 2, .commit = 5};
+	ASSERT_EQ(OPS(f)->set_ids(S(f), 88, 2), 0);
+	ASSERT_EQ(OPS(f)->set_hard_state(S(f), &hs), 0);
+	append_range(f, 6, 9, 3);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 4, 2, &mb), 0);
+	ASSERT_EQ(put_s(f, "x", "11"), 0);
+	ASSERT_EQ(del_s(f, "y"), 0);
+	ASSERT_EQ(put_s(f, "z", "30"), 0);
+	ASSERT_EQ(OPS(f)->session_del(S(f), 3), 0);
+	put_session(f, 4, 2, 9, KV_OK);
+	put_session(f, 6, 1, 1, KV_OK);
+	ASSERT_EQ(OPS(f)->set_applied(S(f), 5), 0);
+
+	struct store_meta m;
+	ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
+	ASSERT_U64_EQ(m.cluster_id, 88);
+	ASSERT_U64_EQ(m.hard_state.term, 3);
+	ASSERT_U64_EQ(m.snapshot_index, 4);
+	ASSERT_U64_EQ(m.applied_index, 5);
+	check_bounds(f, 5, 9);
+	check_entry(f, 5, 2);
+	check_entry(f, 6, 3);
+	check_val(f, "x", "11");
+	check_val(f, "y", NULL);
+	check_val(f, "z", "30");
+	struct kv_session se;
+	uint64_t count;
+	ASSERT_EQ(OPS(f)->session_count(S(f), &count), 0);
+	ASSERT_U64_EQ(count, 2);
+	ASSERT_EQ(OPS(f)->session_get(S(f), 3, &se), KEEL_ENOTFOUND);
+	ASSERT_EQ(OPS(f)->session_oldest(S(f), &se), 0);
+	ASSERT_U64_EQ(se.client_id, 6);
+}
+
+CONFORM(batch_abort_leaves_nothing)
+{
+	fill_base(f);
+	begin(f);
+	change_all(f);
+	OPS(f)->write_abort(S(f));
+	check_base(f);
+	f->ops->reopen(f);
+	check_base(f);
+}
+
+CONFORM(batch_commit_and_reopen)
+{
+	fill_base(f);
+	check_base(f);
+	f->ops->reopen(f);
+	check_base(f);
+	begin(f);
+	change_all(f);
+	commit_sync(f);
+	f->ops->reopen(f);
+	struct store_meta m;
+	ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
+	ASSERT_U64_EQ(m.cluster_id, 88);
+	ASSERT_U64_EQ(m.applied_index, 5);
+	check_bounds(f, 5, 9);
+	check_entry(f, 9, 3);
+	check_val(f, "x", "11");
+	check_val(f, "y", NULL);
+	struct kv_session se;
+	ASSERT_EQ(OPS(f)->session_oldest(S(f), &se), 0);
+	ASSERT_U64_EQ(se.client_id, 6);
+}
+
+CONFORM(misuse_is_an_error)
+{
+	uint8_t b[4];
+	struct entry e = mk_entry(1, 1, b, 4);
+	struct raft_hard_state hs = {1, 0, 0};
+	struct membership mb = one_member(1);
+	struct kv_session se = {1, 1, 1, KV_OK};
+	/* writes outside a batch */
+	ASSERT_EQ(OPS(f)->set_ids(S(f), 1, 1), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->set_hard_state(S(f), &hs), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->log_append(S(f), &e, 1), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 0, 0, &mb), KEEL_ESTATE);
+	ASSERT_EQ(put_s(f, "a", "b"), KEEL_ESTATE);
+	ASSERT_EQ(del_s(f, "a"), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->session_put(S(f), &se), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->session_del(S(f), 1), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->set_applied(S(f), 1), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->write_commit(S(f)), KEEL_ESTATE);
+	OPS(f)->write_abort(S(f)); /* no batch: nothing happens */
+	/* nested begin, sync inside a batch */
+	begin(f);
+	ASSERT_EQ(OPS(f)->write_begin(S(f)), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->sync(S(f)), KEEL_ESTATE);
+	ASSERT_EQ(put_s(f, "a", "b"), 0);
+	commit(f);
+	ASSERT_EQ(OPS(f)->write_commit(S(f)), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->sync(S(f)), 0);
+	check_val(f, "a", "b");
+	/* bad membership */
+	mb.members[0].role = 42;
+	begin(f);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 0, 0, &mb), KEEL_EINVAL);
+	commit(f);
+}
+
+CONFORM(many_keys)
+{
+	char k[32], v[32];
+	for (int b = 0; b < 10; b++) {
+		begin(f);
+		for (int i = b * 1000; i < (b + 1) * 1000; i++) {
+			snprintf(k, sizeof(k), "key-%06d", i);
+			snprintf(v, sizeof(v), "value-%d", i * 3);
+			ASSERT_EQ(put_s(f, k, v), 0);
+		}
+		commit(f);
+	}
+	begin(f);
+	for (int i = 0; i < 10000; i += 2) {
+		snprintf(k, sizeof(k), "key-%06d", i);
+		ASSERT_EQ(del_s(f, k), 0);
+	}
+	commit_sync(f);
+	f->ops->reopen(f);
+	for (int i = 0; i < 10000; i++) {
+		snprintf(k, sizeof(k), "key-%06d", i);
+		snprintf(v, sizeof(v), "value-%d", i * 3);
+		check_val(f, k, i % 2 ? v : NULL);
+	}
+}
+
+/* ---- the memory model's crash behaviour ---------------------------------- */
+
+#define MEM_TEST(name)                                                   \
+	static void body_##name(struct fixture *f);                      \
+	TEST(mem_##name) { fixture_run(&mem_fixture, body_##name); }     \
+	static void body_##name(struct fixture *f)
+
+MEM_TEST(crash_drops_unsynced)
+{
+	fill_base(f);
+	begin(f);
+	change_all(f);
+	commit(f); /* volatile */
+	begin(f);
+	ASSERT_EQ(put_s(f, "w", "1"), 0);
+	/* left open: a crash aborts it */
+	mem_store_crash(&f->mem, 0);
+	check_base(f);
+	check_val(f, "w", NULL);
+	ASSERT_EQ(f->mem.stats.crashes, 1);
+}
+
+MEM_TEST(sync_upto_makes_a_prefix_durable)
+{
+	uint64_t ids[3];
+	for (int i = 0; i < 3; i++) {
+		char k[2] = {(char)('a' + i), 0};
+		begin(f);
+		ASSERT_EQ(put_s(f, k, "v"), 0);
+		commit(f);
+		ids[i] = mem_store_commit_id(&f->mem);
+	}
+	ASSERT_EQ(mem_store_sync_upto(&f->mem, ids[1]), 0);
+	mem_store_crash(&f->mem, 0);
+	check_val(f, "a", "v");
+	check_val(f, "b", "v");
+	check_val(f, "c", NULL);
+}
+
+MEM_TEST(tear_is_caught_by_the_checksum)
+{
+	begin(f);
+	append_range(f, 1, 3, 1);
+	commit_sync(f);
+	begin(f);
+	append_range(f, 4, 6, 1);
+	ASSERT_EQ(put_s(f, "k", "v"), 0);
+	commit(f);
+	mem_store_crash(&f->mem, 12345u << 16 | 1);
+	ASSERT_EQ(f->mem.stats.tears, 1);
+	check_bounds(f, 1, 6);
+	check_entry(f, 5, 1);
+	struct entry e;
+	ASSERT_EQ(OPS(f)->log_get(S(f), 6, &e), KEEL_ECORRUPT);
+	ASSERT_EQ(f->mem.stats.corrupt_reads, 1);
+	/* recovery overwrites the torn tail */
+	begin(f);
+	append_range(f, 6, 6, 2);
+	commit_sync(f);
+	check_entry(f, 6, 2);
+}
+
+MEM_TEST(tear_keeps_a_prefix_of_volatile_batches)
+{
+	begin(f);
+	append_range(f, 1, 2, 1);
+	commit_sync(f);
+	for (uint64_t i = 3; i <= 6; i++) {
+		begin(f);
+		append_range(f, i, i, 1);
+		commit(f);
+	}
+	/* 4 volatile batches; tear % 4 == 1 keeps two, tears the second */
+	mem_store_crash(&f->mem, 5);
+	check_bounds(f, 1, 4);
+	check_entry(f, 3, 1);
+	struct entry e;
+	ASSERT_EQ(OPS(f)->log_get(S(f), 4, &e), KEEL_ECORRUPT);
+	/* everything left is durable: another crash changes nothing */
+	mem_store_crash(&f->mem, 0);
+	check_bounds(f, 1, 4);
+}
+
+MEM_TEST(corruption_is_caught)
+{
+	begin(f);
+	append_range(f, 1, 5, 1);
+	commit_sync(f);
+	begin(f);
+	append_range(f, 6, 6, 1);
+	commit(f);
+	ASSERT_EQ(mem_store_corrupt(&f->mem, 6, 3), KEEL_ENOTFOUND); /* volatile */
+	ASSERT_EQ(mem_store_corrupt(&f->mem, 9, 3), KEEL_ENOTFOUND);
+	for (uint64_t where = 0; where < 200; where += 7) {
+		ASSERT_EQ(mem_store_corrupt(&f->mem, 3, where << 32 | where), 0);
+		struct entry e;
+		ASSERT_EQ(OPS(f)->log_get(S(f), 3, &e), KEEL_ECORRUPT);
+		ASSERT_EQ(mem_store_corrupt(&f->mem, 3, where << 32 | where), 0);
+		check_entry(f, 3, 1); /* flipped back */
+	}
+	check_entry(f, 2, 1);
+	check_entry(f, 4, 1);
+}
+
+MEM_TEST(digest_follows_state)
+{
+	struct mem_store other;
+	struct store os;
+	mem_store_init(&other);
+	mem_store_bind(&other, &os);
+	ASSERT_U64_EQ(mem_store_digest(&f->mem), mem_store_digest(&other));
+	begin(f);
+	ASSERT_EQ(put_s(f, "a", "1"), 0);
+	ASSERT_EQ(put_s(f, "b", "2"), 0);
+	commit(f);
+	ASSERT_NE(mem_store_digest(&f->mem), mem_store_digest(&other));
+	ASSERT_EQ(os.ops->write_begin(os.impl), 0);
+	ASSERT_EQ(os.ops->kv_put(os.impl, (const uint8_t *)"b", 1,
+				 (const uint8_t *)"2", 1), 0);
+	ASSERT_EQ(os.ops->kv_put(os.impl, (const uint8_t *)"a", 1,
+				 (const uint8_t *)"1", 1), 0);
+	ASSERT_EQ(os.ops->write_commit(os.impl), 0);
+	ASSERT_U64_EQ(mem_store_digest(&f->mem), mem_store_digest(&other));
+	ASSERT_EQ(os.ops->write_begin(os.impl), 0);
+	ASSERT_EQ(os.ops->kv_put(os.impl, (const uint8_t *)"a", 1,
+				 (const uint8_t *)"2", 1), 0);
+	ASSERT_EQ(os.ops->write_commit(os.impl), 0);
+	ASSERT_NE(mem_store_digest(&f->mem), mem_store_digest(&other));
+	mem_store_close(&other);
+}
