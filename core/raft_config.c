@@ -1,0 +1,121 @@
+/*
+ * raft_config.c: the active membership and the leader's progress table.
+ *
+ * Invariants:
+ *   C1 the active membership is decoded from the latest ENTRY_CONFIG entry
+ *      in the log (appended, not necessarily committed) whose data decodes;
+ *      with none, the snapshot's membership (or empty on a pristine node).
+ *   C2 truncating a config entry reverts to the previous one (reload scans
+ *      back from the end of the log).
+ *   C3 on a leader, progress holds exactly the members other than self.
+ */
+#include <string.h>
+
+#include "codec.h"
+#include "raft_impl.h"
+
+/* Snapshot membership is kept here so that reverting below every config
+ * entry of the log restores it. */
+static bool entry_membership(const struct entry *e, struct membership *m)
+{
+	if (e->type != ENTRY_CONFIG)
+		return false;
+	/* Entry data came from a peer: a malformed config is skipped, never
+	 * asserted on. */
+	return codec_membership_decode(e->data, e->data_bytes, m) == 0;
+}
+
+void raft_config_reload(struct raft *r)
+{
+	const struct raft_log *l = &r->log;
+	uint64_t last = raft_log_last(l);
+	struct membership m;
+	for (uint64_t i = last; i > l->snapshot_index; i--) {
+		if (entry_membership(raft_log_get(l, i), &m)) {
+			r->membership = m;
+			r->config_index = i;
+			raft_progress_rebuild(r);
+			return;
+		}
+	}
+	/* None in the log: fall back to what the snapshot carried. Without a
+	 * snapshot a pristine node knows no members. */
+	r->config_index = 0;
+	if (l->snapshot_index == 0)
+		memset(&r->membership, 0, sizeof(r->membership));
+	else
+		r->membership = r->snapshot_membership;
+	raft_progress_rebuild(r);
+}
+
+void raft_config_on_append(struct raft *r, const struct entry *e)
+{
+	KEEL_ASSERT(e->index == raft_log_last(&r->log));
+	struct membership m;
+	if (!entry_membership(e, &m))
+		return;
+	r->membership = m;
+	r->config_index = e->index;
+	raft_progress_rebuild(r);
+	/* A node that is no longer a voter cannot stay a candidate (I1); a
+	 * leader removed from the voters keeps leading until issue 7's rules
+	 * say otherwise. */
+	if (!raft_self_voter(r) &&
+	    (r->role == RAFT_PRECANDIDATE || r->role == RAFT_CANDIDATE))
+		raft_become_follower(r, r->term, KEEL_NODE_NONE);
+}
+
+struct raft_progress *raft_progress_find(struct raft *r, keel_node_id id)
+{
+	for (uint32_t i = 0; i < r->progress_count; i++)
+		if (r->progress[i].id == id)
+			return &r->progress[i];
+	return NULL;
+}
+
+static void progress_init(struct raft *r, struct raft_progress *p,
+			  const struct member *mb)
+{
+	memset(p, 0, sizeof(*p));
+	p->id = mb->id;
+	p->state = PROGRESS_PROBE;
+	p->next = raft_log_last(&r->log) + 1;
+	p->recent_active = true; /* a new member gets a full window */
+}
+
+/* Keep the progress of members that stay, add new ones, drop the rest. */
+void raft_progress_rebuild(struct raft *r)
+{
+	struct raft_progress old[KEEL_MEMBERS_MAX];
+	uint32_t old_count = r->progress_count;
+	memcpy(old, r->progress, sizeof(old));
+	r->progress_count = 0;
+	const struct membership *m = &r->membership;
+	for (uint32_t i = 0; i < m->member_count && i < KEEL_MEMBERS_MAX; i++) {
+		const struct member *mb = &m->members[i];
+		if (mb->id == r->opt.id)
+			continue;
+		struct raft_progress *p = &r->progress[r->progress_count++];
+		bool found = false;
+		for (uint32_t j = 0; j < old_count && !found; j++) {
+			if (old[j].id == mb->id) {
+				*p = old[j];
+				found = true;
+			}
+		}
+		if (!found)
+			progress_init(r, p, mb);
+		p->voter = mb->role == MEMBER_VOTER;
+	}
+	KEEL_ASSERT(r->progress_count <= KEEL_MEMBERS_MAX); /* C3 */
+}
+
+bool raft_self_voter(const struct raft *r)
+{
+	return raft_is_voter(&r->membership, r->opt.id);
+}
+
+uint32_t raft_quorum(const struct raft *r)
+{
+	return raft_voter_count(&r->membership) / 2 + 1;
+}

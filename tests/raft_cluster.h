@@ -1,0 +1,523 @@
+/*
+ * raft_cluster.h: an in-memory multi-node harness for core/raft tests
+ * (header-only, test code).
+ *
+ * Each node runs the driver loop of core/raft.h: messages that need not
+ * wait go onto the network at once; the ready's writes (hard state,
+ * entries) and its after_persist messages become one pending write that
+ * syncs at once, or, with node.manual_sync, when the test calls
+ * cl_sync(). A crash drops pending writes; a restart rebuilds the node from
+ * its durable state only. The network is a FIFO of deep-copied messages;
+ * links can be cut per direction, and a test can drop, duplicate or reorder
+ * messages by editing the queue.
+ *
+ * Every event is followed by raft_check_invariants() on every live node and
+ * a check that all applied sequences are prefixes of one another.
+ */
+#ifndef KEEL_TEST_RAFT_CLUSTER_H
+#define KEEL_TEST_RAFT_CLUSTER_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "err.h"
+#include "harness.h"
+#include "raft.h"
+
+#define CL_NODES_MAX 7
+#define CL_APPLIED_MAX 4096
+#define CL_READS_MAX 256
+#define CL_PENDING_MAX 64
+#define CL_DELIVER_MAX 100000 /* messages delivered by one cl_settle() */
+
+struct cl_write {
+	bool has_hs;
+	struct raft_hard_state hs;
+	struct entry *entries; /* owned copies */
+	size_t entry_count;
+	struct msg *msgs; /* after_persist, deep copies */
+	size_t msg_count;
+};
+
+struct cl_applied {
+	uint64_t index;
+	uint64_t term;
+	uint32_t type;
+	uint64_t hash;
+};
+
+struct cl_node {
+	keel_node_id id;
+	bool up;
+	struct raft *r;
+	struct raft_options opt;
+	bool manual_sync;
+	/* durable */
+	struct raft_hard_state hs;
+	uint64_t snap_index, snap_term;
+	struct membership snap_m;
+	struct entry *dlog; /* indexes snap_index+1 .. */
+	size_t dcount, dcap;
+	uint64_t dapplied;
+	/* pending writes, oldest first */
+	struct cl_write pending[CL_PENDING_MAX];
+	size_t pending_count;
+	/* what the state machine saw */
+	struct cl_applied applied[CL_APPLIED_MAX];
+	size_t applied_count;
+	struct raft_read reads[CL_READS_MAX];
+	size_t read_count;
+	uint64_t readies;
+};
+
+struct cl_net_msg {
+	struct msg m;
+	struct entry *entries; /* owned */
+};
+
+struct cluster {
+	struct cl_node n[CL_NODES_MAX];
+	size_t count;
+	bool cut[CL_NODES_MAX][CL_NODES_MAX]; /* cut[from][to] drops */
+	struct cl_net_msg *q;
+	size_t q_count, q_cap;
+	uint64_t delivered;
+	/* a log of every message handed to the network, for determinism */
+	uint64_t trace_hash;
+	/* election safety: the leader seen in each term (index = term) */
+	keel_node_id *term_leader;
+	size_t term_leader_cap;
+};
+
+static inline uint64_t cl_hash(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static inline uint8_t *cl_dup(const uint8_t *p, uint32_t n)
+{
+	if (n == 0)
+		return NULL;
+	uint8_t *d = malloc(n);
+	memcpy(d, p, n);
+	return d;
+}
+
+static inline struct entry *cl_entries_dup(const struct entry *e, size_t n)
+{
+	if (n == 0)
+		return NULL;
+	struct entry *d = malloc(n * sizeof(*d));
+	for (size_t i = 0; i < n; i++) {
+		d[i] = e[i];
+		d[i].data = cl_dup(e[i].data, e[i].data_bytes);
+	}
+	return d;
+}
+
+static inline void cl_entries_free(struct entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((void *)e[i].data);
+	free(e);
+}
+
+static inline int cl_idx(const struct cluster *c, keel_node_id id)
+{
+	for (size_t i = 0; i < c->count; i++)
+		if (c->n[i].id == id)
+			return (int)i;
+	return -1;
+}
+
+/* ---- network ------------------------------------------------------------ */
+
+static inline void cl_net_push(struct cluster *c, const struct msg *m)
+{
+	int from = cl_idx(c, m->from), to = cl_idx(c, m->to);
+	c->trace_hash = cl_hash(c->trace_hash, &m->type, sizeof(m->type));
+	c->trace_hash = cl_hash(c->trace_hash, &m->to, sizeof(m->to));
+	c->trace_hash = cl_hash(c->trace_hash, &m->term, sizeof(m->term));
+	if (to < 0 || (from >= 0 && c->cut[from][to]))
+		return;
+	if (c->q_count == c->q_cap) {
+		c->q_cap = c->q_cap ? c->q_cap * 2 : 256;
+		c->q = realloc(c->q, c->q_cap * sizeof(*c->q));
+	}
+	struct cl_net_msg *nm = &c->q[c->q_count++];
+	nm->m = *m;
+	nm->entries = NULL;
+	if (m->type == MSG_APPEND) {
+		nm->entries = cl_entries_dup(m->u.append.entries, m->u.append.entry_count);
+		nm->m.u.append.entries = nm->entries;
+	}
+}
+
+static inline void cl_net_free(struct cl_net_msg *nm)
+{
+	if (nm->entries != NULL)
+		cl_entries_free(nm->entries, nm->m.u.append.entry_count);
+	nm->entries = NULL;
+}
+
+/* ---- durable state ------------------------------------------------------ */
+
+static inline void cl_dlog_write(struct cl_node *n, const struct entry *e, size_t count)
+{
+	if (count == 0)
+		return;
+	uint64_t first = e[0].index;
+	ASSERT_TRUE(first > n->snap_index);
+	ASSERT_TRUE(first <= n->snap_index + n->dcount + 1);
+	while (n->snap_index + n->dcount >= first) {
+		n->dcount--;
+		free((void *)n->dlog[n->dcount].data);
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (n->dcount == n->dcap) {
+			n->dcap = n->dcap ? n->dcap * 2 : 64;
+			n->dlog = realloc(n->dlog, n->dcap * sizeof(*n->dlog));
+		}
+		n->dlog[n->dcount] = e[i];
+		n->dlog[n->dcount].data = cl_dup(e[i].data, e[i].data_bytes);
+		n->dcount++;
+	}
+}
+
+static void cl_drain(struct cluster *c, struct cl_node *n);
+static void cl_check(struct cluster *c);
+
+/* Complete the oldest pending write of node n (its sync finished). */
+static inline void cl_sync_one(struct cluster *c, struct cl_node *n)
+{
+	ASSERT_TRUE(n->pending_count > 0);
+	struct cl_write w = n->pending[0];
+	memmove(n->pending, n->pending + 1, (n->pending_count - 1) * sizeof(w));
+	n->pending_count--;
+	if (w.has_hs)
+		n->hs = w.hs;
+	cl_dlog_write(n, w.entries, w.entry_count);
+	for (size_t i = 0; i < w.msg_count; i++) {
+		cl_net_push(c, &w.msgs[i]);
+	}
+	if (w.entry_count > 0 && n->up)
+		raft_persisted(n->r, w.entries[w.entry_count - 1].index,
+			       w.entries[w.entry_count - 1].term);
+	cl_entries_free(w.entries, w.entry_count);
+	free(w.msgs);
+}
+
+static inline void cl_sync(struct cluster *c, int i)
+{
+	struct cl_node *n = &c->n[i];
+	while (n->pending_count > 0)
+		cl_sync_one(c, n);
+	cl_drain(c, n);
+	cl_check(c);
+}
+
+static inline uint64_t cl_entry_hash(const struct entry *e)
+{
+	uint64_t h = cl_hash(0xcbf29ce484222325ull, &e->type, sizeof(e->type));
+	return e->data_bytes ? cl_hash(h, e->data, e->data_bytes) : h;
+}
+
+static inline void cl_apply(struct cl_node *n, const struct raft_ready *rd)
+{
+	for (size_t i = 0; i < rd->committed_count; i++) {
+		const struct entry *e = &rd->committed[i];
+		if (n->applied_count > 0)
+			ASSERT_U64_EQ(e->index, n->applied[n->applied_count - 1].index + 1);
+		ASSERT_TRUE(n->applied_count < CL_APPLIED_MAX);
+		struct cl_applied *a = &n->applied[n->applied_count++];
+		a->index = e->index;
+		a->term = e->term;
+		a->type = e->type;
+		a->hash = cl_entry_hash(e);
+		n->dapplied = e->index;
+	}
+	for (size_t i = 0; i < rd->read_count && n->read_count < CL_READS_MAX; i++)
+		n->reads[n->read_count++] = rd->reads[i];
+}
+
+static void cl_drain(struct cluster *c, struct cl_node *n)
+{
+	for (int guard = 0; n->up && raft_has_ready(n->r); guard++) {
+		ASSERT_TRUE(guard < 1000);
+		struct raft_ready rd;
+		raft_ready(n->r, &rd);
+		n->readies++;
+		struct cl_write w = { 0 };
+		w.has_hs = rd.hard_state_changed;
+		w.hs = rd.hard_state;
+		w.entries = cl_entries_dup(rd.entries, rd.entry_count);
+		w.entry_count = rd.entry_count;
+		w.msgs = calloc(rd.msg_count + 1, sizeof(struct msg));
+		for (size_t i = 0; i < rd.msg_count; i++) {
+			if (rd.msgs[i].after_persist) {
+				w.msgs[w.msg_count++] = rd.msgs[i].msg;
+				/* after_persist messages carry no entries */
+				ASSERT_TRUE(rd.msgs[i].msg.type != MSG_APPEND);
+			} else {
+				cl_net_push(c, &rd.msgs[i].msg);
+			}
+		}
+		if (n->pending_count == CL_PENDING_MAX)
+			cl_sync_one(c, n); /* the disk catches up */
+		n->pending[n->pending_count++] = w;
+		if (!n->manual_sync)
+			while (n->pending_count > 0)
+				cl_sync_one(c, n);
+		cl_apply(n, &rd);
+		raft_advance(n->r, &rd);
+	}
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+static inline void cl_start(struct cluster *c, int i)
+{
+	struct cl_node *n = &c->n[i];
+	struct raft_restore st = { 0 };
+	st.hard_state = n->hs;
+	st.snapshot_index = n->snap_index;
+	st.snapshot_term = n->snap_term;
+	st.snapshot_membership = n->snap_m;
+	st.applied_index = n->dapplied < n->snap_index ? n->snap_index : n->dapplied;
+	st.entries = n->dlog;
+	st.entry_count = n->dcount;
+	n->r = calloc(1, raft_sizeof());
+	ASSERT_EQ(raft_init(n->r, &n->opt, &st), 0);
+	n->up = true;
+	n->applied_count = 0; /* the state machine restarts from dapplied */
+}
+
+static inline void cl_crash(struct cluster *c, int i)
+{
+	struct cl_node *n = &c->n[i];
+	for (size_t k = 0; k < n->pending_count; k++) {
+		cl_entries_free(n->pending[k].entries, n->pending[k].entry_count);
+		free(n->pending[k].msgs);
+	}
+	n->pending_count = 0;
+	raft_close(n->r);
+	free(n->r);
+	n->r = NULL;
+	n->up = false;
+}
+
+static inline struct membership cl_membership(size_t voters, size_t learners)
+{
+	struct membership m = { 0 };
+	for (size_t i = 0; i < voters + learners; i++) {
+		m.members[i].id = i + 1;
+		m.members[i].role = i < voters ? MEMBER_VOTER : MEMBER_LEARNER;
+	}
+	m.member_count = (uint32_t)(voters + learners);
+	return m;
+}
+
+/* A cluster of voters + learners (ids 1..), all bootstrapped with the same
+ * membership; opt_fn may adjust each node's options. */
+static inline void cl_init(struct cluster *c, size_t voters, size_t learners,
+			   uint64_t seed)
+{
+	memset(c, 0, sizeof(*c));
+	c->count = voters + learners;
+	ASSERT_TRUE(c->count <= CL_NODES_MAX);
+	c->trace_hash = 0xcbf29ce484222325ull;
+	struct membership m = cl_membership(voters, learners);
+	for (size_t i = 0; i < c->count; i++) {
+		struct cl_node *n = &c->n[i];
+		n->id = i + 1;
+		raft_options_default(&n->opt, n->id, seed * 1000 + i);
+		cl_start(c, (int)i);
+		if (i < voters) /* learners start pristine and get the log */
+			ASSERT_EQ(raft_bootstrap(n->r, &m), 0);
+		cl_drain(c, n);
+	}
+}
+
+static inline void cl_free(struct cluster *c)
+{
+	for (size_t i = 0; i < c->count; i++) {
+		struct cl_node *n = &c->n[i];
+		if (n->up)
+			cl_crash(c, (int)i);
+		for (size_t k = 0; k < n->dcount; k++)
+			free((void *)n->dlog[k].data);
+		free(n->dlog);
+	}
+	for (size_t k = 0; k < c->q_count; k++)
+		cl_net_free(&c->q[k]);
+	free(c->q);
+	free(c->term_leader);
+}
+
+static inline void cl_duplicate(struct cluster *c, size_t k)
+{
+	struct msg m = c->q[k].m;
+	cl_net_push(c, &m); /* deep-copies the entries again */
+}
+
+static inline void cl_restart(struct cluster *c, int i)
+{
+	cl_start(c, i);
+	cl_drain(c, &c->n[i]);
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+static void cl_check(struct cluster *c)
+{
+	for (size_t i = 0; i < c->count; i++) {
+		if (!c->n[i].up)
+			continue;
+		raft_check_invariants(c->n[i].r);
+		struct raft_status s;
+		raft_status(c->n[i].r, &s);
+		if (s.role != RAFT_LEADER)
+			continue;
+		if (s.term >= c->term_leader_cap) {
+			size_t cap = (size_t)s.term * 2 + 16;
+			c->term_leader = realloc(c->term_leader, cap * sizeof(keel_node_id));
+			memset(c->term_leader + c->term_leader_cap, 0,
+			       (cap - c->term_leader_cap) * sizeof(keel_node_id));
+			c->term_leader_cap = cap;
+		}
+		if (c->term_leader[s.term] == KEEL_NODE_NONE)
+			c->term_leader[s.term] = s.id;
+		ASSERT_U64_EQ(c->term_leader[s.term], s.id); /* one leader per term */
+	}
+	/* applied sequences agree wherever they overlap */
+	for (size_t i = 0; i < c->count; i++) {
+		for (size_t j = i + 1; j < c->count; j++) {
+			const struct cl_node *a = &c->n[i], *b = &c->n[j];
+			for (size_t k = 0; k < a->applied_count; k++) {
+				const struct cl_applied *x = &a->applied[k];
+				if (b->applied_count == 0 || x->index < b->applied[0].index)
+					continue;
+				size_t o = (size_t)(x->index - b->applied[0].index);
+				if (o >= b->applied_count)
+					break;
+				ASSERT_U64_EQ(x->term, b->applied[o].term);
+				ASSERT_U64_EQ(x->hash, b->applied[o].hash);
+			}
+		}
+	}
+}
+
+/* ---- driving ------------------------------------------------------------ */
+
+/* Deliver queue entry k (removing it). */
+static inline void cl_deliver_at(struct cluster *c, size_t k)
+{
+	struct cl_net_msg nm = c->q[k];
+	memmove(c->q + k, c->q + k + 1, (c->q_count - k - 1) * sizeof(nm));
+	c->q_count--;
+	int to = cl_idx(c, nm.m.to);
+	int from = cl_idx(c, nm.m.from);
+	if (to >= 0 && c->n[to].up && !(from >= 0 && c->cut[from][to])) {
+		ASSERT_EQ(raft_step(c->n[to].r, &nm.m), 0);
+		c->delivered++;
+		cl_drain(c, &c->n[to]);
+	}
+	cl_net_free(&nm);
+	cl_check(c);
+}
+
+/* Deliver until the network is quiet. */
+static inline void cl_settle(struct cluster *c)
+{
+	for (int guard = 0; c->q_count > 0; guard++) {
+		ASSERT_TRUE(guard < CL_DELIVER_MAX);
+		cl_deliver_at(c, 0);
+	}
+}
+
+static inline void cl_drop_all(struct cluster *c)
+{
+	for (size_t k = 0; k < c->q_count; k++)
+		cl_net_free(&c->q[k]);
+	c->q_count = 0;
+}
+
+static inline void cl_tick(struct cluster *c, int i)
+{
+	if (!c->n[i].up)
+		return;
+	raft_tick(c->n[i].r);
+	cl_drain(c, &c->n[i]);
+	cl_check(c);
+}
+
+/* ticks rounds of: tick every node, then deliver everything. */
+static inline void cl_run(struct cluster *c, int ticks)
+{
+	for (int t = 0; t < ticks; t++) {
+		for (size_t i = 0; i < c->count; i++)
+			cl_tick(c, (int)i);
+		cl_settle(c);
+	}
+}
+
+static inline int cl_leader(const struct cluster *c)
+{
+	int best = -1;
+	uint64_t term = 0;
+	struct raft_status s;
+	for (size_t i = 0; i < c->count; i++) {
+		if (!c->n[i].up)
+			continue;
+		raft_status(c->n[i].r, &s);
+		if (s.role == RAFT_LEADER && s.term >= term) {
+			best = (int)i;
+			term = s.term;
+		}
+	}
+	return best;
+}
+
+static inline int cl_run_until_leader(struct cluster *c, int ticks_max)
+{
+	for (int t = 0; t < ticks_max; t++) {
+		int l = cl_leader(c);
+		if (l >= 0)
+			return l;
+		cl_run(c, 1);
+	}
+	return cl_leader(c);
+}
+
+static inline struct raft_status cl_status(const struct cluster *c, int i)
+{
+	struct raft_status s;
+	raft_status(c->n[i].r, &s);
+	return s;
+}
+
+static inline void cl_isolate(struct cluster *c, int i, bool cut)
+{
+	for (size_t j = 0; j < c->count; j++) {
+		if ((int)j == i)
+			continue;
+		c->cut[i][j] = cut;
+		c->cut[j][i] = cut;
+	}
+}
+
+static inline uint64_t cl_propose(struct cluster *c, int i, const char *s)
+{
+	uint64_t index = 0;
+	ASSERT_EQ(raft_propose(c->n[i].r, ENTRY_COMMAND, (const uint8_t *)s,
+			       (uint32_t)strlen(s), &index), 0);
+	cl_drain(c, &c->n[i]);
+	cl_check(c);
+	return index;
+}
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * test_raft_chaos.c: random schedules over the in-memory cluster: message
+ * loss, duplication and reordering, partitions, crashes with lost unsynced
+ * writes, delayed syncs, and client proposals. After every event the
+ * harness checks every node's invariants, one leader per term and that all
+ * applied sequences agree; at the end the network heals and the cluster
+ * must elect a leader and commit a new entry (liveness).
+ */
+#include "raft_cluster.h"
+
+struct rng {
+	uint64_t s;
+};
+
+static uint64_t rng_next(struct rng *g)
+{
+	g->s += 0x9e3779b97f4a7c15ull;
+	uint64_t z = g->s;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint32_t pick(struct rng *g, uint32_t n)
+{
+	return (uint32_t)(rng_next(g) % n);
+}
+
+static size_t down_count(const struct cluster *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->count; i++)
+		n += !c->n[i].up;
+	return n;
+}
+
+static void chaos_event(struct cluster *c, struct rng *g, size_t voters)
+{
+	uint32_t e = pick(g, 100);
+	int i = (int)pick(g, (uint32_t)c->count);
+	struct cl_node *n = &c->n[i];
+	if (e < 30) {
+		cl_tick(c, i);
+	} else if (e < 60) {
+		if (c->q_count > 0)
+			cl_deliver_at(c, pick(g, (uint32_t)c->q_count)); /* reorder */
+	} else if (e < 64) {
+		if (c->q_count > 0) { /* lose one */
+			size_t k = pick(g, (uint32_t)c->q_count);
+			cl_net_free(&c->q[k]);
+			memmove(c->q + k, c->q + k + 1, (c->q_count - k - 1) * sizeof(c->q[0]));
+			c->q_count--;
+		}
+	} else if (e < 68) {
+		if (c->q_count > 0)
+			cl_duplicate(c, pick(g, (uint32_t)c->q_count));
+	} else if (e < 70) {
+		if (n->up && down_count(c) < (voters - 1) / 2)
+			cl_crash(c, i);
+	} else if (e < 74) {
+		if (!n->up)
+			cl_restart(c, i);
+	} else if (e < 76) {
+		int j = (int)pick(g, (uint32_t)c->count);
+		c->cut[i][j] = !c->cut[i][j];
+	} else if (e < 78) {
+		memset(c->cut, 0, sizeof(c->cut));
+	} else if (e < 82) {
+		if (n->up)
+			n->manual_sync = !n->manual_sync;
+	} else if (e < 90) {
+		if (n->up && n->pending_count > 0) {
+			cl_sync_one(c, n);
+			cl_drain(c, n);
+			cl_check(c);
+		}
+	} else if (n->up) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "v%llu", (unsigned long long)rng_next(g));
+		uint64_t idx;
+		int rc = raft_propose(n->r, ENTRY_COMMAND, (const uint8_t *)buf,
+				      (uint32_t)strlen(buf), &idx);
+		ASSERT_TRUE(rc == 0 || rc == KEEL_ENOTLEADER || rc == KEEL_ESTATE);
+		if (e >= 97 && rc == 0)
+			(void)raft_read_index(n->r, idx);
+		cl_drain(c, n);
+		cl_check(c);
+	}
+}
+
+static void heal_and_check_live(struct cluster *c)
+{
+	memset(c->cut, 0, sizeof(c->cut));
+	for (size_t i = 0; i < c->count; i++) {
+		if (!c->n[i].up)
+			cl_restart(c, (int)i);
+		c->n[i].manual_sync = false;
+		cl_sync(c, (int)i);
+	}
+	int l = cl_run_until_leader(c, 200);
+	ASSERT_GE(l, 0);
+	cl_run(c, 5);
+	l = cl_leader(c);
+	ASSERT_GE(l, 0);
+	uint64_t idx = cl_propose(c, l, "final");
+	cl_run(c, 10);
+	for (size_t i = 0; i < c->count; i++) {
+		struct raft_status s = cl_status(c, (int)i);
+		ASSERT_GE(s.commit, idx);
+		ASSERT_GE(s.applied, idx);
+	}
+}
+
+static void chaos(uint64_t seed, size_t voters, size_t learners, int events)
+{
+	struct cluster c;
+	cl_init(&c, voters, learners, seed);
+	struct rng g = { seed };
+	for (int k = 0; k < events; k++)
+		chaos_event(&c, &g, voters);
+	heal_and_check_live(&c);
+	if (getenv("CHAOS_VERBOSE")) {
+		struct raft_status s = cl_status(&c, 0);
+		printf("seed %llu term %llu commit %llu delivered %llu\n", (unsigned long long)seed, (unsigned long long)s.term, (unsigned long long)s.commit, (unsigned long long)c.delivered);
+	}
+	cl_free(&c);
+}
+
+TEST(chaos_three_voters)
+{
+	for (uint64_t seed = 1; seed <= 40; seed++)
+		chaos(seed, 3, 0, 3000);
+}
+
+TEST(chaos_five_voters_one_learner)
+{
+	for (uint64_t seed = 100; seed <= 120; seed++)
+		chaos(seed, 5, 1, 3000);
+}
