@@ -1,0 +1,9 @@
+/* fuzz_msg.c: the msg decoder on arbitrary bytes; see fuzz_roundtrip.c for
+ * the properties checked. */
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	(void)fuzz_msg_roundtrip(data, size);
+	return 0;
+}

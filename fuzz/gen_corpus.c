@@ -1,0 +1,194 @@
+/*
+ * gen_corpus.c: writes the seed corpora under fuzz/corpus/<target>/: valid
+ * encodings of every message type, made by the codec's own encoders from the
+ * test samples (tests/codec_samples.h). Deterministic: running it again
+ * rewrites the same bytes.
+ *
+ *   gen_corpus DIR      (make fuzz-corpus runs: gen_corpus fuzz/corpus)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../core/err.h"
+#include "../tests/codec_samples.h"
+
+#define GEN_BYTES_MAX (64u * 1024u)
+
+static const char *root;
+static uint8_t out[GEN_BYTES_MAX];
+static int failures;
+
+static void put(const char *target, const char *name, const uint8_t *p, size_t n)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", root, target);
+	if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+		perror(path);
+		failures++;
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s/seed-%s", root, target, name);
+	FILE *f = fopen(path, "wb");
+	if (f == NULL || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
+		perror(path);
+		failures++;
+	}
+}
+
+/* A frame n bytes long at out: its payload goes to target, the frame to
+ * the frame corpus (behind a 2-byte chunking seed). */
+static void put_frame(const char *target, const char *name, int n)
+{
+	if (n <= 0) {
+		fprintf(stderr, "gen_corpus: %s/%s: %s\n", target, name,
+			keel_err_name(n));
+		failures++;
+		return;
+	}
+	put(target, name, out + CODEC_HEADER_BYTES, (size_t)n - CODEC_FRAME_OVERHEAD);
+	static uint8_t framed[GEN_BYTES_MAX + 2];
+	framed[0] = (uint8_t)n;
+	framed[1] = (uint8_t)strlen(name);
+	memcpy(framed + 2, out, (size_t)n);
+	char fname[256];
+	snprintf(fname, sizeof(fname), "%s-%s", target, name);
+	put("frame", fname, framed, (size_t)n + 2);
+}
+
+static void gen_msgs(void)
+{
+	static const struct { uint32_t type; const char *name; } simple[] = {
+		{ MSG_PREVOTE, "prevote" }, { MSG_PREVOTE_RESP, "prevote-resp" },
+		{ MSG_VOTE, "vote" }, { MSG_VOTE_RESP, "vote-resp" },
+		{ MSG_APPEND_RESP, "append-resp-reject" },
+		{ MSG_SNAPSHOT_RESP, "snapshot-resp" },
+		{ MSG_TIMEOUT_NOW, "timeout-now" },
+	};
+	struct msg m;
+	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+		sample_simple_msg(&m, simple[i].type);
+		put_frame("msg", simple[i].name, codec_msg_encode(&m, out, sizeof(out)));
+	}
+	sample_simple_msg(&m, MSG_APPEND_RESP);
+	m.u.append_resp = (struct msg_append_resp){ .success = true, .match_index = 43, .ctx = 2 };
+	put_frame("msg", "append-resp-ok", codec_msg_encode(&m, out, sizeof(out)));
+
+	struct entry entries[3];
+	uint8_t cfg[1024];
+	sample_append(&m, entries, cfg, sizeof(cfg));
+	put_frame("msg", "append-3-entries", codec_msg_encode(&m, out, sizeof(out)));
+	m.u.append.entry_count = 0;
+	put_frame("msg", "heartbeat", codec_msg_encode(&m, out, sizeof(out)));
+	sample_msg_header(&m, MSG_APPEND);
+	m.u.append.entry_count = 1;
+	m.u.append.entries = entries;
+	entries[0] = (struct entry){ .term = 7, .index = 1, .type = ENTRY_NOOP };
+	put_frame("msg", "append-first", codec_msg_encode(&m, out, sizeof(out)));
+	sample_snapshot(&m);
+	put_frame("msg", "snapshot", codec_msg_encode(&m, out, sizeof(out)));
+}
+
+static void gen_client(void)
+{
+	struct codec_hello h = { .protocol_version = CODEC_VERSION,
+				 .cluster_id = 0x1234567890abcdefull,
+				 .node_id = 2, .role = HELLO_PEER };
+	put_frame("hello", "peer", codec_hello_encode(&h, out, sizeof(out)));
+	h = (struct codec_hello){ .protocol_version = CODEC_VERSION, .role = HELLO_CLIENT };
+	put_frame("hello", "client", codec_hello_encode(&h, out, sizeof(out)));
+
+	static const struct { uint32_t op; const char *name; } ops[] = {
+		{ KV_GET, "get" }, { KV_PUT, "put" }, { KV_DEL, "del" },
+		{ KV_CAS, "cas" }, { KV_APPEND, "append" },
+	};
+	struct client_request r;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		sample_request(&r, ops[i].op);
+		put_frame("request", ops[i].name, codec_request_encode(&r, out, sizeof(out)));
+	}
+	sample_request(&r, KV_CAS);
+	r.cmd.cas_absent = true;
+	r.cmd.expected_bytes = 0;
+	put_frame("request", "cas-absent", codec_request_encode(&r, out, sizeof(out)));
+	memset(&r, 0, sizeof(r));
+	r.request_id = 9;
+	r.kind = CLIENT_REQ_STATUS;
+	put_frame("request", "status", codec_request_encode(&r, out, sizeof(out)));
+
+	static struct client_response rs;
+	sample_response(&rs, true);
+	put_frame("response", "status", codec_response_encode(&rs, out, sizeof(out)));
+	sample_response(&rs, false);
+	put_frame("response", "not-leader", codec_response_encode(&rs, out, sizeof(out)));
+}
+
+static void gen_entries(void)
+{
+	struct kv_command cmds[4];
+	sample_command(&cmds[0], KV_PUT);
+	sample_command(&cmds[1], KV_DEL);
+	sample_command(&cmds[2], KV_CAS);
+	sample_command(&cmds[3], KV_APPEND);
+	int n = codec_batch_encode(cmds, 4, out, sizeof(out));
+	if (n > 0)
+		put("batch", "four", out, (size_t)n);
+	n = codec_batch_encode(cmds, 1, out, sizeof(out));
+	if (n > 0)
+		put("batch", "put", out, (size_t)n);
+
+	struct membership m;
+	sample_membership(&m);
+	n = codec_membership_encode(&m, out, sizeof(out));
+	if (n > 0)
+		put("membership", "four", out, (size_t)n);
+	m.member_count = 1;
+	m.members[0].peer_addr[0] = 0;
+	m.members[0].client_addr[0] = 0;
+	n = codec_membership_encode(&m, out, sizeof(out));
+	if (n > 0)
+		put("membership", "one-sim", out, (size_t)n);
+}
+
+/* A stream of several frames back to back. */
+static void gen_stream(void)
+{
+	static uint8_t s[GEN_BYTES_MAX];
+	size_t n = 2;
+	s[0] = 0x5a;
+	s[1] = 0xa5;
+	struct codec_hello h = { .protocol_version = CODEC_VERSION, .cluster_id = 1,
+				 .node_id = 1, .role = HELLO_PEER };
+	int k = codec_hello_encode(&h, s + n, sizeof(s) - n);
+	n += k > 0 ? (size_t)k : 0;
+	struct msg m;
+	sample_simple_msg(&m, MSG_VOTE);
+	k = codec_msg_encode(&m, s + n, sizeof(s) - n);
+	n += k > 0 ? (size_t)k : 0;
+	k = codec_frame_encode(FRAME_PEER, NULL, 0, s + n, sizeof(s) - n);
+	n += k > 0 ? (size_t)k : 0;
+	sample_simple_msg(&m, MSG_VOTE_RESP);
+	k = codec_msg_encode(&m, s + n, sizeof(s) - n);
+	n += k > 0 ? (size_t)k : 0;
+	put("frame", "stream-4", s, n);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: gen_corpus DIR\n");
+		return 2;
+	}
+	root = argv[1];
+	if (mkdir(root, 0777) != 0 && errno != EEXIST) {
+		perror(root);
+		return 1;
+	}
+	gen_msgs();
+	gen_client();
+	gen_entries();
+	gen_stream();
+	return failures ? 1 : 0;
+}
