@@ -3,7 +3,9 @@
  * core/store.h. One LMDB environment per node directory. See the top of
  * lmdb_store.c for the layout and the durability choice.
  *
- * Not thread-safe: one thread drives the store at a time. A snapshot
+ * Not thread-safe: one thread drives the store at a time. LMDB allows one
+ * open of an environment per process: do not open the same directory twice
+ * (a read-only tool is a separate process). A snapshot
  * (lmdb_snapshot_*) holds its own read transaction and may be iterated by
  * another thread while writes go on.
  */

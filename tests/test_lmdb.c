@@ -1,0 +1,376 @@
+/*
+ * test_lmdb.c: what only the LMDB store has: a process that dies without
+ * closing, bytes flipped on disk, directories that are not keel stores,
+ * read-only opening, a poisoned batch when the map is full, and consistent
+ * snapshot iteration while writes go on. The shared behaviour is in
+ * test_store.c.
+ */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "../core/err.h"
+#include "../core/record.h"
+#include "store_fixture.h"
+
+static struct fixture fx;
+
+static void tmp_begin(void)
+{
+	if (fx.open) { /* a previous test failed halfway */
+		lmdb_store_close(&fx.lmdb);
+		fixture_rmdir(&fx);
+	}
+	memset(&fx, 0, sizeof(fx));
+	fixture_tmpdir(&fx);
+	fx.open = true;
+}
+
+static void tmp_end(void)
+{
+	lmdb_store_close(&fx.lmdb);
+	fixture_rmdir(&fx);
+	fx.open = false;
+}
+
+static int open_store(bool create, bool read_only)
+{
+	struct lmdb_store_config cfg = {.dir = fx.dir, .create = create,
+					.read_only = read_only};
+	int rc = lmdb_store_open(&fx.lmdb, &cfg);
+	if (rc == 0)
+		lmdb_store_bind(&fx.lmdb, &fx.st);
+	return rc;
+}
+
+#define OPS (fx.st.ops)
+#define S (fx.st.impl)
+
+static void put_entry(uint64_t index, const uint8_t *data, uint32_t n)
+{
+	struct entry e = {.term = 1, .index = index, .type = ENTRY_COMMAND,
+			  .data_bytes = n, .data = data};
+	ASSERT_EQ(OPS->write_begin(S), 0);
+	ASSERT_EQ(OPS->log_append(S, &e, 1), 0);
+	ASSERT_EQ(OPS->write_commit(S), 0);
+}
+
+static void put_kv(const char *k, const char *v)
+{
+	ASSERT_EQ(OPS->write_begin(S), 0);
+	ASSERT_EQ(OPS->kv_put(S, (const uint8_t *)k, (uint32_t)strlen(k),
+			      (const uint8_t *)v, (uint32_t)strlen(v)),
+		  0);
+	ASSERT_EQ(OPS->write_commit(S), 0);
+}
+
+TEST(process_death_keeps_committed_batches)
+{
+	tmp_begin();
+	ASSERT_EQ(open_store(true, false), 0);
+	put_kv("before", "1");
+	lmdb_store_close(&fx.lmdb);
+	fflush(NULL);
+	pid_t pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		/* like kill -9: commit (one synced, one not) and vanish */
+		if (open_store(false, false) != 0)
+			_exit(3);
+		struct kv_session se = {4, 2, 9, KV_OK};
+		if (OPS->write_begin(S) != 0 ||
+		    OPS->kv_put(S, (const uint8_t *)"k", 1,
+				(const uint8_t *)"v", 1) != 0 ||
+		    OPS->session_put(S, &se) != 0 ||
+		    OPS->write_commit(S) != 0 || OPS->sync(S) != 0)
+			_exit(4);
+		if (OPS->write_begin(S) != 0 ||
+		    OPS->kv_put(S, (const uint8_t *)"k2", 2,
+				(const uint8_t *)"v2", 2) != 0 ||
+		    OPS->write_commit(S) != 0)
+			_exit(5);
+		_exit(0);
+	}
+	int status;
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+	ASSERT_EQ(open_store(false, false), 0);
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(OPS->kv_get(S, (const uint8_t *)"before", 6, &v, &vb), 0);
+	ASSERT_EQ(OPS->kv_get(S, (const uint8_t *)"k", 1, &v, &vb), 0);
+	ASSERT_MEM_EQ(v, "v", 1);
+	/* committed without sync: the OS still has it after a process death */
+	ASSERT_EQ(OPS->kv_get(S, (const uint8_t *)"k2", 2, &v, &vb), 0);
+	struct kv_session se;
+	ASSERT_EQ(OPS->session_get(S, 4, &se), 0);
+	ASSERT_U64_EQ(se.last_index, 9);
+	ASSERT_EQ(OPS->session_oldest(S, &se), 0);
+	ASSERT_U64_EQ(se.client_id, 4);
+	tmp_end();
+}
+
+/* Flip one byte of every on-disk copy of pattern in data.mdb; returns the
+ * number of copies. */
+static int flip_on_disk(const uint8_t *pattern, size_t n, size_t at)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/data.mdb", fx.dir);
+	FILE *f = fopen(path, "r+b");
+	ASSERT_TRUE(f != NULL);
+	ASSERT_EQ(fseek(f, 0, SEEK_END), 0);
+	long size = ftell(f);
+	ASSERT_TRUE(size > 0);
+	uint8_t *buf = malloc((size_t)size);
+	ASSERT_TRUE(buf != NULL);
+	rewind(f);
+	ASSERT_EQ(fread(buf, 1, (size_t)size, f), (size_t)size);
+	int copies = 0;
+	for (long i = 0; i + (long)n <= size; i++) {
+		if (memcmp(buf + i, pattern, n) != 0)
+			continue;
+		ASSERT_EQ(fseek(f, i + (long)at, SEEK_SET), 0);
+		uint8_t b = buf[i + at] ^ 0x20;
+		ASSERT_EQ(fwrite(&b, 1, 1, f), 1);
+		copies++;
+	}
+	fclose(f);
+	free(buf);
+	return copies;
+}
+
+TEST(byte_flipped_on_disk_is_caught)
+{
+	tmp_begin();
+	ASSERT_EQ(open_store(true, false), 0);
+	uint8_t pattern[200], other[200];
+	for (size_t i = 0; i < sizeof(pattern); i++) {
+		pattern[i] = (uint8_t)("keel-corruption-target"[i % 22]);
+		other[i] = (uint8_t)i;
+	}
+	put_entry(1, other, sizeof(other));
+	put_entry(2, pattern, sizeof(pattern));
+	put_entry(3, other, sizeof(other));
+	ASSERT_EQ(OPS->sync(S), 0);
+	lmdb_store_close(&fx.lmdb);
+	ASSERT_GT(flip_on_disk(pattern, sizeof(pattern), 100), 0);
+	ASSERT_EQ(open_store(false, false), 0);
+	struct entry e;
+	ASSERT_EQ(OPS->log_get(S, 2, &e), KEEL_ECORRUPT);
+	ASSERT_TRUE(strstr(fx.lmdb.error, "checksum") != NULL);
+	ASSERT_EQ(OPS->log_get(S, 1, &e), 0);
+	ASSERT_MEM_EQ(e.data, other, sizeof(other));
+	ASSERT_EQ(OPS->log_get(S, 3, &e), 0);
+	tmp_end();
+}
+
+TEST(not_a_keel_store_is_refused)
+{
+	tmp_begin();
+	char path[300];
+	/* a directory with someone else's files */
+	snprintf(path, sizeof(path), "%s/junk", fx.dir);
+	FILE *f = fopen(path, "w");
+	ASSERT_TRUE(f != NULL);
+	fputs("not keel\n", f);
+	fclose(f);
+	ASSERT_EQ(open_store(true, false), KEEL_EBADMAGIC);
+	ASSERT_TRUE(strstr(fx.lmdb.error, "no keel store") != NULL);
+	ASSERT_EQ(access(path, F_OK), 0); /* untouched */
+	snprintf(path, sizeof(path), "%s/data.mdb", fx.dir);
+	ASSERT_NE(access(path, F_OK), 0); /* nothing created */
+	/* a data.mdb that is not LMDB */
+	f = fopen(path, "w");
+	ASSERT_TRUE(f != NULL);
+	for (int i = 0; i < 2000; i++)
+		fputs("garbage ", f);
+	fclose(f);
+	ASSERT_EQ(open_store(true, false), KEEL_EBADMAGIC);
+	ASSERT_TRUE(fx.lmdb.error[0] != '\0');
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/junk", fx.dir);
+	unlink(path);
+	/* a file where the directory should be */
+	fixture_rmdir(&fx);
+	f = fopen(fx.dir, "w");
+	ASSERT_TRUE(f != NULL);
+	fclose(f);
+	ASSERT_EQ(open_store(true, false), KEEL_EBADMAGIC);
+	unlink(fx.dir);
+	/* nothing there and no create */
+	ASSERT_EQ(open_store(false, false), KEEL_ENOTFOUND);
+	ASSERT_EQ(mkdir(fx.dir, 0700), 0);
+	ASSERT_EQ(open_store(false, false), KEEL_ENOTFOUND);
+	tmp_end();
+}
+
+TEST(foreign_lmdb_and_other_version_are_refused)
+{
+	tmp_begin();
+	/* an LMDB environment made by someone else */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	ASSERT_EQ(mdb_env_create(&env), 0);
+	ASSERT_EQ(mdb_env_set_maxdbs(env, 4), 0);
+	ASSERT_EQ(mdb_env_open(env, fx.dir, 0, 0600), 0);
+	ASSERT_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ASSERT_EQ(mdb_dbi_open(txn, "other", MDB_CREATE, &dbi), 0);
+	MDB_val k = {1, "x"}, v = {1, "y"};
+	ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+	ASSERT_EQ(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ASSERT_EQ(open_store(true, false), KEEL_EBADMAGIC);
+	ASSERT_TRUE(strstr(fx.lmdb.error, "not a keel store") != NULL);
+	fixture_rmdir(&fx);
+	ASSERT_EQ(mkdir(fx.dir, 0700), 0);
+
+	/* a keel store whose format record says another version */
+	ASSERT_EQ(open_store(true, false), 0);
+	lmdb_store_close(&fx.lmdb);
+	ASSERT_EQ(mdb_env_create(&env), 0);
+	ASSERT_EQ(mdb_env_set_maxdbs(env, LMDB_STORE_DBS_MAX), 0);
+	ASSERT_EQ(mdb_env_open(env, fx.dir, 0, 0600), 0);
+	ASSERT_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	k = (MDB_val){6, "format"};
+	ASSERT_EQ(mdb_get(txn, dbi, &k, &v), 0);
+	uint8_t rec[RECORD_FORMAT_BYTES];
+	ASSERT_EQ(v.mv_size, sizeof(rec));
+	memcpy(rec, v.mv_data, sizeof(rec));
+	rec[RECORD_HEADER_BYTES + 11] = 2; /* store version 2 */
+	record_put_u64(rec + RECORD_HEADER_BYTES + 12,
+		       XXH3_64bits(rec, RECORD_HEADER_BYTES + 12));
+	v = (MDB_val){sizeof(rec), rec};
+	ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+	ASSERT_EQ(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ASSERT_EQ(open_store(true, false), KEEL_EBADVERSION);
+	ASSERT_TRUE(strstr(fx.lmdb.error, "version") != NULL);
+	tmp_end();
+}
+
+TEST(read_only_open_for_tools)
+{
+	tmp_begin();
+	ASSERT_EQ(open_store(false, true), KEEL_ENOTFOUND);
+	ASSERT_EQ(open_store(true, false), 0);
+	put_kv("k", "v");
+	ASSERT_EQ(OPS->sync(S), 0);
+	lmdb_store_close(&fx.lmdb); /* LMDB: one open per process at a time */
+	ASSERT_EQ(open_store(false, true), 0);
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(OPS->kv_get(S, (const uint8_t *)"k", 1, &v, &vb), 0);
+	ASSERT_EQ(OPS->write_begin(S), KEEL_ESTATE);
+	ASSERT_EQ(OPS->sync(S), 0);
+	tmp_end();
+}
+
+TEST(full_map_poisons_only_the_batch)
+{
+	tmp_begin();
+	struct lmdb_store_config cfg = {.dir = fx.dir, .create = true,
+					.map_bytes = 1u << 20};
+	ASSERT_EQ(lmdb_store_open(&fx.lmdb, &cfg), 0);
+	lmdb_store_bind(&fx.lmdb, &fx.st);
+	put_kv("small", "1");
+	static uint8_t big[KEEL_VALUE_BYTES_MAX];
+	memset(big, 7, sizeof(big));
+	ASSERT_EQ(OPS->write_begin(S), 0);
+	int rc = 0;
+	for (uint32_t i = 0; i < 64 && rc == 0; i++) {
+		uint8_t key[4] = {'b', (uint8_t)i, 0, 1};
+		rc = OPS->kv_put(S, key, 4, big, sizeof(big));
+	}
+	ASSERT_EQ(rc, KEEL_ENOMEM);
+	ASSERT_EQ(OPS->kv_put(S, (const uint8_t *)"x", 1, big, 1), KEEL_ENOMEM);
+	ASSERT_EQ(OPS->write_commit(S), KEEL_ENOMEM); /* aborted */
+	/* the store goes on */
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(OPS->kv_get(S, (const uint8_t *)"small", 5, &v, &vb), 0);
+	uint8_t key0[4] = {'b', 0, 0, 1};
+	ASSERT_EQ(OPS->kv_get(S, key0, 4, &v, &vb), KEEL_ENOTFOUND);
+	put_kv("after", "2");
+	tmp_end();
+}
+
+TEST(snapshot_is_consistent_while_writes_go_on)
+{
+	tmp_begin();
+	ASSERT_EQ(open_store(true, false), 0);
+	uint8_t longkey[700];
+	memset(longkey, 'L', sizeof(longkey));
+	ASSERT_EQ(OPS->write_begin(S), 0);
+	for (int i = 0; i < 100; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%03d", i);
+		ASSERT_EQ(OPS->kv_put(S, (const uint8_t *)k, 4,
+				      (const uint8_t *)"v1", 2), 0);
+	}
+	ASSERT_EQ(OPS->kv_put(S, longkey, sizeof(longkey),
+			      (const uint8_t *)"long", 4), 0);
+	struct kv_session se = {9, 3, 50, KV_OK};
+	ASSERT_EQ(OPS->session_put(S, &se), 0);
+	ASSERT_EQ(OPS->set_applied(S, 50), 0);
+	ASSERT_EQ(OPS->write_commit(S), 0);
+
+	struct lmdb_snapshot snap;
+	ASSERT_EQ(lmdb_snapshot_begin(&fx.lmdb, &snap), 0);
+	ASSERT_U64_EQ(snap.meta.applied_index, 50);
+	/* writes after the snapshot began */
+	ASSERT_EQ(OPS->write_begin(S), 0);
+	ASSERT_EQ(OPS->kv_put(S, (const uint8_t *)"k000", 4,
+			      (const uint8_t *)"v2", 2), 0);
+	ASSERT_EQ(OPS->kv_del(S, (const uint8_t *)"k001", 4), 0);
+	ASSERT_EQ(OPS->kv_put(S, (const uint8_t *)"new", 3,
+			      (const uint8_t *)"x", 1), 0);
+	ASSERT_EQ(OPS->kv_del(S, longkey, sizeof(longkey)), 0);
+	ASSERT_EQ(OPS->session_del(S, 9), 0);
+	ASSERT_EQ(OPS->set_applied(S, 60), 0);
+	ASSERT_EQ(OPS->write_commit(S), 0);
+
+	int kvs = 0, sessions = 0, longs = 0;
+	struct lmdb_snap_item it;
+	int rc;
+	while ((rc = lmdb_snapshot_next(&snap, &it)) == 1) {
+		if (it.kind == LMDB_SNAP_SESSION) {
+			ASSERT_U64_EQ(it.session.client_id, 9);
+			ASSERT_U64_EQ(it.session.seq, 3);
+			sessions++;
+			continue;
+		}
+		ASSERT_EQ(it.kind, LMDB_SNAP_KV);
+		if (it.key_bytes == sizeof(longkey)) {
+			ASSERT_MEM_EQ(it.val, "long", 4);
+			longs++;
+		} else {
+			ASSERT_EQ(it.key_bytes, 4);
+			ASSERT_EQ(it.val_bytes, 2);
+			ASSERT_MEM_EQ(it.val, "v1", 2);
+		}
+		kvs++;
+	}
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(kvs, 101);
+	ASSERT_EQ(longs, 1);
+	ASSERT_EQ(sessions, 1);
+	lmdb_snapshot_end(&snap);
+	/* a new snapshot sees the new state */
+	ASSERT_EQ(lmdb_snapshot_begin(&fx.lmdb, &snap), 0);
+	ASSERT_U64_EQ(snap.meta.applied_index, 60);
+	kvs = 0;
+	while ((rc = lmdb_snapshot_next(&snap, &it)) == 1)
+		kvs++;
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(kvs, 100);
+	lmdb_snapshot_end(&snap);
+	tmp_end();
+}
