@@ -14,14 +14,8 @@
 # fuzz/corpus/<target>/ file through bin/fuzz_replay_<target> (the harness
 # linked with fuzz/replay.c and the normal compiler and flags).
 
-FUZZ_TARGETS := frame msg hello request response batch membership
+FUZZ_TARGETS := frame msg hello request response batch membership record
 FUZZ_COMMON := fuzz_eq fuzz_roundtrip
-
-# Link-order fix (until the top Makefile has one): core/ calls keel_panic,
-# which io_sim provides, but LIBS_ALL lists io_sim before core, so a test
-# that pulls an asserting core object would not link. Scanning io_sim once
-# more after core resolves it (tests get io_sim's panic, as DESIGN says).
-$(BIN)/test_%: LDLIBS_ALL = $(LIB_io_sim) $(PKG_LIBS) -lpthread -lm
 
 # ---- replay in make test ----------------------------------------------------
 
@@ -29,12 +23,12 @@ FUZZ_REPLAY_BINS := $(patsubst %,$(BIN)/fuzz_replay_%,$(FUZZ_TARGETS))
 FUZZ_COMMON_O := $(patsubst %,$(BUILD)/fuzz/%.o,$(FUZZ_COMMON))
 TEST_DEPS += $(FUZZ_REPLAY_BINS)
 
-$(BIN)/fuzz_replay_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/replay.o $(FUZZ_COMMON_O) $(LIBS_ALL)
+$(BIN)/fuzz_replay_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/replay.o $(FUZZ_COMMON_O) $(LIBS_SIM)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS_ALL) $(filter %.o,$^) $(LIBS_ALL) $(LIB_io_sim) $(PKG_LIBS) -lpthread -lm -o $@
+	$(CC) $(LDFLAGS_ALL) $(filter %.o,$^) $(LIBS_SIM) $(LDLIBS_ALL) -o $@
 
-$(BUILD)/fuzz/gen_corpus: $(BUILD)/fuzz/gen_corpus.o $(LIBS_ALL)
-	$(CC) $(LDFLAGS_ALL) $< $(LIBS_ALL) $(LIB_io_sim) $(PKG_LIBS) -lpthread -lm -o $@
+$(BUILD)/fuzz/gen_corpus: $(BUILD)/fuzz/gen_corpus.o $(LIBS_SIM)
+	$(CC) $(LDFLAGS_ALL) $< $(LIBS_SIM) $(LDLIBS_ALL) -o $@
 
 .PHONY: fuzz fuzz-run fuzz-afl fuzz-cov fuzz-corpus fuzz-list
 fuzz-corpus: $(BUILD)/fuzz/gen_corpus
@@ -102,9 +96,13 @@ fuzz-run: $(FUZZ_DIR)/lf/bin/fuzz_$(TARGET)
 fuzz-afl: $(FUZZ_DIR)/afl/bin/fuzz_$(TARGET)
 	@mkdir -p $(FUZZ_DIR)/afl-out
 	AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
-	AFL_SKIP_CRASHES=1 afl-fuzz -V $(SECONDS) -m none -i fuzz/corpus/$(TARGET) \
+		AFL_AUTORESUME=1 afl-fuzz -V $(SECONDS) -m none -i fuzz/corpus/$(TARGET) \
 		-o $(FUZZ_DIR)/afl-out/$(TARGET) $(if $(FUZZ_DICT),-x $(FUZZ_DICT)) \
-		-- $(FUZZ_DIR)/afl/bin/fuzz_$(TARGET)
+		-- $(FUZZ_DIR)/afl/bin/fuzz_$(TARGET) >$(FUZZ_DIR)/afl-out/$(TARGET).log 2>&1
+	@grep -E '^(execs_done|execs_per_sec|corpus_count|saved_crashes|saved_hangs) ' \
+		$(FUZZ_DIR)/afl-out/$(TARGET)/default/fuzzer_stats
+	@grep -q '^saved_crashes *: 0$$' $(FUZZ_DIR)/afl-out/$(TARGET)/default/fuzzer_stats || \
+		{ echo "afl: crashes in $(FUZZ_DIR)/afl-out/$(TARGET)/default/crashes"; exit 1; }
 
 # Replays fuzz/corpus/$(TARGET) and the grown build/fuzz/work/$(TARGET).
 fuzz-cov: $(FUZZ_DIR)/cov/bin/fuzz_$(TARGET)
