@@ -17,7 +17,7 @@
 
 /* ---- Follower ------------------------------------------------------------ */
 
-static bool entries_valid(const struct msg *m)
+bool raft_append_valid(const struct msg *m)
 {
 	const struct msg_append *a = &m->u.append;
 	uint64_t prev_term = a->prev_term;
@@ -107,8 +107,7 @@ void raft_recv_append(struct raft *r, const struct msg *m)
 	KEEL_ASSERT(m->term == r->term);
 	KEEL_ASSERT(r->role == RAFT_FOLLOWER);
 	const struct msg_append *a = &m->u.append;
-	if (!entries_valid(m))
-		return; /* A1 */
+	KEEL_ASSERT(raft_append_valid(m)); /* A1: raft_step checked */
 	if (a->prev_index < r->commit) {
 		/* Everything through commit matches every leader's log. */
 		reply(r, m, true, r->commit);
@@ -160,17 +159,15 @@ static void on_success(struct raft *r, struct raft_progress *p,
 {
 	if (resp->match_index > raft_log_last(&r->log))
 		return; /* not something we sent */
-	if (resp->match_index <= p->match) {
-		if (p->state == PROGRESS_PROBE)
-			p->paused = false;
-		raft_send_appends(r, p);
-		return;
-	}
+	if (resp->match_index < p->match)
+		return; /* A3: an old ack */
+	if (resp->match_index == p->match && p->state == PROGRESS_REPLICATE)
+		return; /* nothing new (a heartbeat ack) */
 	p->match = resp->match_index;
 	p->stall_ticks = 0;
 	if (p->next <= p->match)
 		p->next = p->match + 1;
-	if (p->state == PROGRESS_PROBE) {
+	if (p->state == PROGRESS_PROBE) { /* found the match: pipeline */
 		p->state = PROGRESS_REPLICATE;
 		p->next = p->match + 1;
 		p->inflight_count = 0;

@@ -184,6 +184,7 @@ void raft_maybe_commit(struct raft *r);
 uint64_t raft_quorum_value(const struct raft *r, uint64_t self_value,
 			   bool acked_rounds);
 void raft_tick_leader(struct raft *r);
+bool raft_append_valid(const struct msg *m);
 void raft_recv_append(struct raft *r, const struct msg *m);
 void raft_recv_append_resp(struct raft *r, const struct msg *m);
 int raft_leader_append(struct raft *r, uint32_t type, const uint8_t *data,

@@ -49,8 +49,8 @@ static void step_lower_term(struct raft *r, const struct msg *m)
 
 static void step_append(struct raft *r, const struct msg *m)
 {
-	if (r->role == RAFT_LEADER)
-		return; /* two leaders in one term cannot happen: ignore */
+	if (r->role == RAFT_LEADER || !raft_append_valid(m))
+		return; /* A1; two leaders in one term cannot happen: ignore */
 	if (r->role != RAFT_FOLLOWER)
 		raft_become_follower(r, r->term, m->from);
 	r->leader = m->from;

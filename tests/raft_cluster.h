@@ -520,4 +520,128 @@ static inline uint64_t cl_propose(struct cluster *c, int i, const char *s)
 	return index;
 }
 
+/* ---- custom starts: logs given as term lists --------------------------- */
+
+/* Durable log of node i: entry 1 is the config (voters 1..voters, learners
+ * after), entries 2.. are commands "e<index>"; terms[k] is the term of entry
+ * k+1. hard state term = term. */
+static inline void cl_set_log(struct cluster *c, int i, size_t voters,
+			      size_t learners, const uint64_t *terms, size_t n,
+			      uint64_t term)
+{
+	struct cl_node *nd = &c->n[i];
+	struct membership m = cl_membership(voters, learners);
+	uint8_t cfg[4096];
+	int cfg_bytes = codec_membership_encode(&m, cfg, sizeof(cfg));
+	ASSERT_GT(cfg_bytes, 0);
+	struct entry e[64];
+	char data[64][16];
+	ASSERT_TRUE(n >= 1 && n <= 64);
+	for (size_t k = 0; k < n; k++) {
+		e[k].index = k + 1;
+		e[k].term = terms[k];
+		if (k == 0) {
+			e[k].type = ENTRY_CONFIG;
+			e[k].data = cfg;
+			e[k].data_bytes = (uint32_t)cfg_bytes;
+		} else {
+			snprintf(data[k], sizeof(data[k]), "e%zu", k + 1);
+			e[k].type = ENTRY_COMMAND;
+			e[k].data = (const uint8_t *)data[k];
+			e[k].data_bytes = (uint32_t)strlen(data[k]);
+		}
+	}
+	cl_dlog_write(nd, e, n);
+	nd->hs.term = term;
+}
+
+/* A cluster whose nodes start from given logs (no bootstrap). logs[i] has
+ * lens[i] terms; commit 0 everywhere. */
+static inline void cl_init_logs(struct cluster *c, size_t voters, size_t learners,
+				const uint64_t *const *logs, const size_t *lens,
+				uint64_t term, uint64_t seed)
+{
+	memset(c, 0, sizeof(*c));
+	c->count = voters + learners;
+	c->trace_hash = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < c->count; i++) {
+		struct cl_node *n = &c->n[i];
+		n->id = i + 1;
+		raft_options_default(&n->opt, n->id, seed * 1000 + i);
+		cl_set_log(c, (int)i, voters, learners, logs[i], lens[i], term);
+		cl_start(c, (int)i);
+		cl_drain(c, n);
+	}
+}
+
+/* Index in the network queue of the first message of type from -> to
+ * (0: any), or -1. */
+static inline int cl_find(const struct cluster *c, uint32_t type,
+			  keel_node_id from, keel_node_id to)
+{
+	for (size_t k = 0; k < c->q_count; k++) {
+		const struct msg *m = &c->q[k].m;
+		if (m->type == type && (from == 0 || m->from == from) &&
+		    (to == 0 || m->to == to))
+			return (int)k;
+	}
+	return -1;
+}
+
+static inline size_t cl_count(const struct cluster *c, uint32_t type,
+			      keel_node_id from, keel_node_id to)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < c->q_count; k++) {
+		const struct msg *m = &c->q[k].m;
+		n += m->type == type && (from == 0 || m->from == from) &&
+		     (to == 0 || m->to == to);
+	}
+	return n;
+}
+
+/* Remove queue entry k without delivering it. */
+static inline void cl_drop_at(struct cluster *c, size_t k)
+{
+	cl_net_free(&c->q[k]);
+	memmove(c->q + k, c->q + k + 1, (c->q_count - k - 1) * sizeof(c->q[0]));
+	c->q_count--;
+}
+
+/* Tick node i alone until its role changes (or max ticks); returns ticks. */
+static inline int cl_tick_until_role_change(struct cluster *c, int i, int max)
+{
+	uint32_t role = cl_status(c, i).role;
+	for (int t = 1; t <= max; t++) {
+		cl_tick(c, i);
+		if (cl_status(c, i).role != role)
+			return t;
+	}
+	return -1;
+}
+
+/* Make node i leader: tick it until it campaigns, then deliver everything. */
+static inline void cl_elect(struct cluster *c, int i)
+{
+	for (int t = 0; t < 100 && cl_status(c, i).role != RAFT_LEADER; t++) {
+		cl_tick(c, i);
+		cl_settle(c);
+	}
+	ASSERT_EQ(cl_status(c, i).role, RAFT_LEADER);
+}
+
+/* Every live node holds the same log as node i through its last index. */
+static inline void cl_assert_logs_equal(const struct cluster *c, int i)
+{
+	struct raft_status s = cl_status(c, i);
+	for (size_t j = 0; j < c->count; j++) {
+		if (!c->n[j].up)
+			continue;
+		struct raft_status o = cl_status(c, (int)j);
+		ASSERT_U64_EQ(o.last_index, s.last_index);
+		for (uint64_t k = s.first_index; k <= s.last_index; k++)
+			ASSERT_U64_EQ(raft_term_at(c->n[j].r, k), raft_term_at(c->n[i].r, k));
+	}
+}
+
 #endif
