@@ -59,7 +59,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	struct fconn *c = s->data;
 	(void)buf;
 	if (nread < 0) {
-		fconn_close(c, nread == UV_EOF ? 0 : (int)nread);
+		/* EOF in the middle of a frame is a truncated frame. */
+		bool partial = !c->stream.frame_ready &&
+			       (c->stream.header_have > 0 || c->stream.buf_have > 0);
+		fconn_close(c, nread != UV_EOF ? (int)nread :
+			       partial ? KEEL_ETRUNCATED : 0);
 		return;
 	}
 	if (c->closing)

@@ -1,0 +1,305 @@
+/* disk.c: the storage thread (see disk.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/assert.h"
+#include "../core/err.h"
+#include "../io_real/log.h"
+#include "disk.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void disk_job_init(struct disk_job *j)
+{
+	memset(j, 0, sizeof *j);
+}
+
+bool disk_job_empty(const struct disk_job *j)
+{
+	return !j->hard_state_changed && j->entry_count == 0 &&
+	       j->committed_count == 0 && j->read_count == 0 && j->held == NULL;
+}
+
+static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	uint32_t c = *cap ? *cap : 16;
+	while (c < need)
+		c *= 2;
+	void *q = realloc(*p, (size_t)c * elem);
+	if (q == NULL)
+		return KEEL_ENOMEM;
+	*p = q;
+	*cap = c;
+	return 0;
+}
+
+static uint8_t *copy_bytes(struct disk_job *j, const uint8_t *src, size_t n)
+{
+	if (n == 0)
+		return NULL;
+	if (grow((void **)&j->blocks, &j->block_cap, j->block_count + 1,
+		 sizeof *j->blocks) != 0)
+		return NULL;
+	uint8_t *b = malloc(n);
+	if (b == NULL)
+		return NULL;
+	memcpy(b, src, n);
+	j->blocks[j->block_count++] = b;
+	return b;
+}
+
+static int copy_entries(struct disk_job *j, struct entry **arr, uint32_t *count,
+			uint32_t *cap, const struct entry *e, size_t n)
+{
+	if (grow((void **)arr, cap, *count + (uint32_t)n, sizeof **arr) != 0)
+		return KEEL_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct entry *d = &(*arr)[*count + i];
+		*d = e[i];
+		if (e[i].data_bytes > 0) {
+			d->data = copy_bytes(j, e[i].data, e[i].data_bytes);
+			if (d->data == NULL)
+				return KEEL_ENOMEM;
+		}
+	}
+	*count += (uint32_t)n;
+	return 0;
+}
+
+int disk_job_add_entries(struct disk_job *j, const struct entry *e, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (j->segment_count == DISK_SEGMENTS_MAX)
+		return KEEL_EBUSY;
+	uint32_t first = j->entry_count;
+	int rc = copy_entries(j, &j->entries, &j->entry_count, &j->entry_cap, e, n);
+	if (rc != 0)
+		return rc;
+	j->segments[j->segment_count++] =
+		(struct disk_segment){ .first = first, .count = (uint32_t)n };
+	return 0;
+}
+
+int disk_job_add_committed(struct disk_job *j, const struct entry *e, size_t n)
+{
+	return copy_entries(j, &j->committed, &j->committed_count,
+			    &j->committed_cap, e, n);
+}
+
+int disk_job_add_read(struct disk_job *j, uint64_t token, const uint8_t *key,
+		      uint32_t key_bytes)
+{
+	if (j->read_count == DISK_READS_MAX)
+		return KEEL_EBUSY;
+	if (grow((void **)&j->reads, &j->read_cap, j->read_count + 1,
+		 sizeof *j->reads) != 0)
+		return KEEL_ENOMEM;
+	struct disk_read *r = &j->reads[j->read_count];
+	memset(r, 0, sizeof *r);
+	r->token = token;
+	r->key_bytes = key_bytes;
+	r->key = copy_bytes(j, key, key_bytes);
+	if (key_bytes > 0 && r->key == NULL)
+		return KEEL_ENOMEM;
+	j->read_count++;
+	return 0;
+}
+
+void disk_job_reset(struct disk_job *j)
+{
+	for (uint32_t i = 0; i < j->block_count; i++)
+		free(j->blocks[i]);
+	for (uint32_t i = 0; i < j->read_count; i++)
+		free(j->reads[i].value);
+	free(j->blocks);
+	free(j->entries);
+	free(j->committed);
+	free(j->reads);
+	free(j->results);
+	KEEL_ASSERT(j->held == NULL);
+	disk_job_init(j);
+}
+
+/* ---- storage thread ----------------------------------------------------- */
+
+static int persist(struct disk *d, struct disk_job *j)
+{
+	if (!j->hard_state_changed && j->entry_count == 0)
+		return 0;
+	const struct store_ops *ops = d->store->ops;
+	void *s = d->store->impl;
+	int rc = ops->write_begin(s);
+	if (rc != 0)
+		return rc;
+	if (j->hard_state_changed)
+		rc = ops->set_hard_state(s, &j->hard_state);
+	for (uint32_t i = 0; rc == 0 && i < j->segment_count; i++) {
+		const struct disk_segment *sg = &j->segments[i];
+		rc = ops->log_append(s, &j->entries[sg->first], sg->count);
+	}
+	if (rc != 0) {
+		ops->write_abort(s);
+		return rc;
+	}
+	rc = ops->write_commit(s);
+	if (rc == 0)
+		rc = ops->sync(s);
+	return rc;
+}
+
+static void on_result(void *ctx, const struct kv_result *res)
+{
+	struct disk_job *j = ctx;
+	if (grow((void **)&j->results, &j->result_cap, j->result_count + 1,
+		 sizeof *j->results) != 0) {
+		j->err = KEEL_ENOMEM; /* the loop fails these requests */
+		return;
+	}
+	j->results[j->result_count++] = *res;
+}
+
+static int apply(struct disk *d, struct disk_job *j)
+{
+	if (j->committed_count == 0)
+		return 0;
+	/* No sync here: the entries are durable in the log, so an apply lost
+	 * in a crash is replayed at restart; the next job's sync covers it. */
+	return kv_apply(d->kv, j->committed, j->committed_count, on_result, j);
+}
+
+static void serve_reads(struct disk *d, struct disk_job *j)
+{
+	for (uint32_t i = 0; i < j->read_count; i++) {
+		struct disk_read *r = &j->reads[i];
+		const uint8_t *v = NULL;
+		uint32_t vb = 0;
+		r->status = kv_get(d->kv, r->key, r->key_bytes, &v, &vb);
+		if (r->status == 0 && vb > 0) {
+			r->value = malloc(vb);
+			if (r->value == NULL) {
+				r->status = KEEL_ENOMEM;
+				continue;
+			}
+			memcpy(r->value, v, vb);
+		}
+		r->value_bytes = r->status == 0 ? vb : 0;
+	}
+}
+
+static void run_job(struct disk *d, struct disk_job *j)
+{
+	if (d->sticky_err != 0) { /* invariant 2 */
+		j->err = KEEL_ESTORAGE;
+		return;
+	}
+	uint64_t t0 = now_ns();
+	int rc = persist(d, j);
+	uint64_t t1 = now_ns();
+	if (rc == 0)
+		rc = apply(d, j);
+	uint64_t t2 = now_ns();
+	j->persist_ns = t1 - t0;
+	j->apply_ns = t2 - t1;
+	if (rc != 0) {
+		d->sticky_err = rc;
+		j->err = rc;
+		return;
+	}
+	serve_reads(d, j);
+}
+
+static void *thread_main(void *arg)
+{
+	struct disk *d = arg;
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		while (!d->stop && (d->job == NULL || d->job_done))
+			pthread_cond_wait(&d->cv, &d->mu);
+		if (d->job == NULL || d->job_done) {
+			KEEL_ASSERT(d->stop);
+			break;
+		}
+		struct disk_job *j = d->job;
+		pthread_mutex_unlock(&d->mu);
+		run_job(d, j);
+		pthread_mutex_lock(&d->mu);
+		d->job_done = true;
+		uv_async_send(&d->async);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+static void on_async(uv_async_t *a)
+{
+	struct disk *d = a->data;
+	pthread_mutex_lock(&d->mu);
+	struct disk_job *j = d->job_done ? d->job : NULL;
+	if (j != NULL) {
+		d->job = NULL;
+		d->job_done = false;
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (j != NULL)
+		d->done(d->ctx, j);
+}
+
+int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
+	       struct kv *kv, disk_done_fn done, void *ctx)
+{
+	memset(d, 0, sizeof *d);
+	d->store = store;
+	d->kv = kv;
+	d->done = done;
+	d->ctx = ctx;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	int rc = uv_async_init(loop, &d->async, on_async);
+	if (rc != 0)
+		return rc;
+	d->async.data = d;
+	rc = pthread_create(&d->thread, NULL, thread_main, d);
+	if (rc != 0) {
+		uv_close((uv_handle_t *)&d->async, NULL);
+		return -rc;
+	}
+	d->started = true;
+	return 0;
+}
+
+bool disk_busy(const struct disk *d)
+{
+	return d->job != NULL;
+}
+
+void disk_submit(struct disk *d, struct disk_job *j)
+{
+	pthread_mutex_lock(&d->mu);
+	KEEL_ASSERT(d->job == NULL); /* invariant 1 */
+	d->job = j;
+	d->job_done = false;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+void disk_stop(struct disk *d)
+{
+	if (!d->started)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->stop = true;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	pthread_join(d->thread, NULL);
+	d->started = false;
+	uv_close((uv_handle_t *)&d->async, NULL);
+}

@@ -1,0 +1,398 @@
+/*
+ * keelctl.c: keel's command-line client.
+ *
+ *   keelctl [--endpoints H:P,...] [--timeout-ms N] [--attempts N] COMMAND
+ *     put K V | get K [--stale] | del K | cas K OLD NEW | cas --absent K NEW
+ *     append K V | status
+ *     bench --clients C --seconds S --op put|get --value-bytes B
+ *           [--keys N] [--count N]
+ *     workload --clients C --seconds S --keys N --history FILE
+ *
+ * Exit codes: 0 done; 1 the key is absent (get, del) or the cas did not
+ * match; 2 usage; 3 failed, nothing applied (no leader, refused, bad
+ * request); 4 outcome unknown (a write timed out: it may or may not have
+ * taken effect).
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <time.h>
+
+#include "../core/err.h"
+#include "client.h"
+
+#define EXIT_ABSENT 1
+#define EXIT_USAGE 2
+#define EXIT_FAILED 3
+#define EXIT_UNKNOWN 4
+#define BENCH_CLIENTS_MAX 1024u
+#define ENDPOINTS_DEFAULT "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
+
+static const char usage[] =
+	"usage: keelctl [--endpoints HOST:PORT,...] [--timeout-ms N] [--attempts N] COMMAND\n"
+	"  put K V            write V under K\n"
+	"  get K [--stale]    print K's value (linearizable; --stale: any node, labelled)\n"
+	"  del K              delete K\n"
+	"  cas K OLD NEW      set K to NEW if it holds OLD\n"
+	"  cas --absent K NEW set K to NEW if it is absent\n"
+	"  append K V         append V to K's value\n"
+	"  status             node status (id, role, term, leader, indexes, members)\n"
+	"  bench --clients C --seconds S --op put|get --value-bytes B [--keys N] [--count N]\n"
+	"  workload --clients C --seconds S --keys N --history FILE\n"
+	"  probe HOST:PORT KIND   (testing: send bad input, expect a close)\n"
+	"endpoints default to $KEEL_ENDPOINTS or " ENDPOINTS_DEFAULT "\n"
+	"exit: 0 ok, 1 absent/cas mismatch, 2 usage, 3 failed (not applied), 4 outcome unknown\n";
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int fail_code(int rc, const struct kc *c, const char *what)
+{
+	if (rc == KEEL_EINDETERMINATE) {
+		fprintf(stderr, "keelctl: %s: timed out, outcome unknown: %s\n", what,
+			kc_last_error(c));
+		return EXIT_UNKNOWN;
+	}
+	fprintf(stderr, "keelctl: %s failed: %s (%s)\n", what,
+		c->last_error[0] ? kc_last_error(c) : keel_err_msg(rc),
+		rc == KEEL_ENOLEADER ? "not applied" : keel_err_msg(rc));
+	return EXIT_FAILED;
+}
+
+static int definite(const struct kc_result *r, const char *what)
+{
+	switch (r->status) {
+	case CLIENT_OK:
+		return 0;
+	case CLIENT_NOT_FOUND:
+		fprintf(stderr, "keelctl: %s: key not found\n", what);
+		return EXIT_ABSENT;
+	case CLIENT_CAS_FAILED:
+		fprintf(stderr, "keelctl: %s: current value does not match\n", what);
+		return EXIT_ABSENT;
+	default:
+		fprintf(stderr, "keelctl: %s: %s%s%s\n", what,
+			kc_status_name(r->status), r->message[0] ? ": " : "",
+			r->message);
+		return EXIT_FAILED;
+	}
+}
+
+static int print_status(const struct kc_result *r)
+{
+	if (!r->has_node_status) {
+		fprintf(stderr, "keelctl: status: no status in the answer\n");
+		return EXIT_FAILED;
+	}
+	const struct client_node_status *s = &r->node_status;
+	static const char *const roles[] = { "?", "follower", "precandidate",
+					     "candidate", "leader" };
+	printf("id %" PRIu64 "\nrole %s\nterm %" PRIu64 "\nleader %" PRIu64
+	       "\ncommit %" PRIu64 "\napplied %" PRIu64 "\nlast_index %" PRIu64 "\n",
+	       s->id, s->role <= 4 ? roles[s->role] : "?", s->term, s->leader,
+	       s->commit_index, s->applied_index, s->last_index);
+	for (uint32_t i = 0; i < s->membership.member_count; i++) {
+		const struct member *m = &s->membership.members[i];
+		printf("member %" PRIu64 " %s peer %s client %s\n", m->id,
+		       m->role == MEMBER_VOTER ? "voter" : "learner", m->peer_addr,
+		       m->client_addr[0] ? m->client_addr : "-");
+	}
+	return 0;
+}
+
+static int simple(struct kc *c, int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	struct kc_result r;
+	int rc;
+#define NEED(n)                                                            \
+	do {                                                               \
+		if (argc != (n)) {                                         \
+			fprintf(stderr, "keelctl: %s: wrong arguments\n%s", cmd, usage); \
+			return EXIT_USAGE;                                 \
+		}                                                          \
+	} while (0)
+#define LEN(s) ((uint32_t)strlen(s))
+	if (strcmp(cmd, "put") == 0) {
+		NEED(3);
+		rc = kc_put(c, argv[1], LEN(argv[1]), argv[2], LEN(argv[2]), &r);
+	} else if (strcmp(cmd, "get") == 0) {
+		bool stale = argc == 3 && strcmp(argv[2], "--stale") == 0;
+		if (argc != 2 && !stale)
+			NEED(2);
+		rc = kc_get(c, argv[1], LEN(argv[1]), stale, &r);
+		if (rc == 0 && r.status == CLIENT_OK) {
+			fwrite(r.value, 1, r.value_bytes, stdout);
+			fputc('\n', stdout);
+			if (r.stale)
+				fprintf(stderr, "keelctl: (stale read)\n");
+		}
+	} else if (strcmp(cmd, "del") == 0) {
+		NEED(2);
+		rc = kc_del(c, argv[1], LEN(argv[1]), &r);
+	} else if (strcmp(cmd, "cas") == 0) {
+		if (argc == 4 && strcmp(argv[1], "--absent") == 0)
+			rc = kc_cas(c, argv[2], LEN(argv[2]), NULL, 0, true, argv[3],
+				    LEN(argv[3]), &r);
+		else {
+			NEED(4);
+			rc = kc_cas(c, argv[1], LEN(argv[1]), argv[2], LEN(argv[2]),
+				    false, argv[3], LEN(argv[3]), &r);
+		}
+	} else if (strcmp(cmd, "append") == 0) {
+		NEED(3);
+		rc = kc_append(c, argv[1], LEN(argv[1]), argv[2], LEN(argv[2]), &r);
+	} else if (strcmp(cmd, "status") == 0) {
+		NEED(1);
+		rc = kc_status(c, &r);
+		if (rc == 0 && r.status == CLIENT_OK)
+			return print_status(&r);
+	} else {
+		fprintf(stderr, "keelctl: unknown command '%s'\n%s", cmd, usage);
+		return EXIT_USAGE;
+	}
+	if (rc != 0)
+		return fail_code(rc, c, cmd);
+	int code = definite(&r, cmd);
+	kc_result_free(&r);
+	return code;
+}
+
+/* ---- bench ---------------------------------------------------------------- */
+
+#define HIST_BUCKETS 4096u /* latency histogram: 1/64 octave, from 1 us */
+
+struct bench_shared {
+	struct kc_config cfg;
+	uint32_t op; /* KV_PUT or KV_GET */
+	uint32_t value_bytes;
+	uint64_t keys;
+	uint64_t count_max; /* total ops, 0: by time */
+	uint64_t deadline_ns;
+	uint64_t issued; /* atomic */
+	uint32_t clients;
+};
+
+struct bench_thread {
+	pthread_t t;
+	struct bench_shared *sh;
+	uint32_t index;
+	uint64_t ops, failures, unknown;
+	uint64_t hist[HIST_BUCKETS];
+};
+
+static uint32_t bucket_of(uint64_t ns)
+{
+	double us = (double)ns / 1000.0;
+	if (us < 1.0)
+		return 0;
+	int b = (int)(log2(us) * 64.0);
+	return b < 0 ? 0 : (b >= (int)HIST_BUCKETS ? HIST_BUCKETS - 1 : (uint32_t)b);
+}
+
+static double bucket_us(uint32_t b)
+{
+	return exp2(((double)b + 0.5) / 64.0);
+}
+
+static void *bench_main(void *arg)
+{
+	struct bench_thread *t = arg;
+	struct bench_shared *sh = t->sh;
+	struct kc c;
+	if (kc_init(&c, &sh->cfg) != 0)
+		return NULL;
+	char *value = malloc(sh->value_bytes + 1);
+	memset(value, 'v', sh->value_bytes);
+	uint64_t n = 0;
+	for (;;) {
+		if (sh->count_max > 0) {
+			n = __atomic_fetch_add(&sh->issued, 1, __ATOMIC_RELAXED);
+			if (n >= sh->count_max)
+				break;
+		} else {
+			n = n * 6364136223846793005ull + t->index + 1442695040888963407ull;
+			if (now_ns() >= sh->deadline_ns)
+				break;
+		}
+		char key[32];
+		uint64_t k = sh->count_max > 0 ? n % sh->keys : (n >> 17) % sh->keys;
+		int kb = snprintf(key, sizeof key, "k%08" PRIu64, k);
+		struct kc_result r;
+		uint64_t t0 = now_ns();
+		int rc = sh->op == KV_PUT ?
+				 kc_put(&c, key, (uint32_t)kb, value, sh->value_bytes, &r) :
+				 kc_get(&c, key, (uint32_t)kb, false, &r);
+		uint64_t t1 = now_ns();
+		if (rc == KEEL_EINDETERMINATE)
+			t->unknown++;
+		else if (rc != 0 || (r.status != CLIENT_OK && r.status != CLIENT_NOT_FOUND))
+			t->failures++;
+		else {
+			t->ops++;
+			t->hist[bucket_of(t1 - t0)]++;
+		}
+		if (rc == 0)
+			kc_result_free(&r);
+	}
+	free(value);
+	kc_close(&c);
+	return NULL;
+}
+
+static double percentile(const uint64_t *hist, uint64_t total, double p)
+{
+	uint64_t want = (uint64_t)((double)total * p);
+	uint64_t seen = 0;
+	for (uint32_t b = 0; b < HIST_BUCKETS; b++) {
+		seen += hist[b];
+		if (seen > want)
+			return bucket_us(b);
+	}
+	return 0;
+}
+
+static int opt_u64(int argc, char **argv, const char *name, uint64_t dflt,
+		   uint64_t *out)
+{
+	*out = dflt;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], name) != 0)
+			continue;
+		char *end = NULL;
+		if (i + 1 >= argc || (*out = strtoull(argv[i + 1], &end, 10), *end != '\0')) {
+			fprintf(stderr, "keelctl: %s needs a number\n", name);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+static const char *opt_str(int argc, char **argv, const char *name,
+			   const char *dflt)
+{
+	for (int i = 0; i + 1 < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return argv[i + 1];
+	return dflt;
+}
+
+static int bench(const struct kc_config *cfg, int argc, char **argv)
+{
+	struct bench_shared sh = { .cfg = *cfg };
+	uint64_t clients, seconds, vb, keys, count;
+	if (opt_u64(argc, argv, "--clients", 1, &clients) ||
+	    opt_u64(argc, argv, "--seconds", 10, &seconds) ||
+	    opt_u64(argc, argv, "--value-bytes", 100, &vb) ||
+	    opt_u64(argc, argv, "--keys", 100000, &keys) ||
+	    opt_u64(argc, argv, "--count", 0, &count))
+		return EXIT_USAGE;
+	const char *op = opt_str(argc, argv, "--op", "put");
+	if (clients == 0 || clients > BENCH_CLIENTS_MAX || keys == 0 ||
+	    vb > KEEL_VALUE_BYTES_MAX ||
+	    (strcmp(op, "put") != 0 && strcmp(op, "get") != 0)) {
+		fprintf(stderr, "keelctl: bench: --clients 1..%u, --keys > 0, --value-bytes <= %u, --op put|get\n",
+			BENCH_CLIENTS_MAX, KEEL_VALUE_BYTES_MAX);
+		return EXIT_USAGE;
+	}
+	sh.op = strcmp(op, "put") == 0 ? KV_PUT : KV_GET;
+	sh.value_bytes = (uint32_t)vb;
+	sh.keys = keys;
+	sh.count_max = count;
+	sh.clients = (uint32_t)clients;
+	uint64_t start = now_ns();
+	sh.deadline_ns = start + seconds * 1000000000ull;
+	struct bench_thread *th = calloc(clients, sizeof *th);
+	if (th == NULL)
+		return EXIT_FAILED;
+	for (uint32_t i = 0; i < clients; i++) {
+		th[i].sh = &sh;
+		th[i].index = i;
+		pthread_create(&th[i].t, NULL, bench_main, &th[i]);
+	}
+	static uint64_t hist[HIST_BUCKETS];
+	uint64_t ops = 0, failures = 0, unknown = 0;
+	for (uint32_t i = 0; i < clients; i++) {
+		pthread_join(th[i].t, NULL);
+		ops += th[i].ops;
+		failures += th[i].failures;
+		unknown += th[i].unknown;
+		for (uint32_t b = 0; b < HIST_BUCKETS; b++)
+			hist[b] += th[i].hist[b];
+	}
+	double secs = (double)(now_ns() - start) / 1e9;
+	printf("bench op=%s clients=%" PRIu64 " value_bytes=%" PRIu64 " seconds=%.1f\n",
+	       op, clients, vb, secs);
+	printf("ops %" PRIu64 " failed %" PRIu64 " unknown %" PRIu64 "\n", ops,
+	       failures, unknown);
+	printf("throughput %.0f ops/s\n", (double)ops / secs);
+	printf("latency_us p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f\n",
+	       percentile(hist, ops, 0.50), percentile(hist, ops, 0.90),
+	       percentile(hist, ops, 0.99), percentile(hist, ops, 0.999));
+	free(th);
+	return failures + unknown > 0 && ops == 0 ? EXIT_FAILED : 0;
+}
+
+#include "probe.h"
+#include "workload.h"
+
+int main(int argc, char **argv)
+{
+	struct kc_config cfg;
+	kc_config_default(&cfg);
+	const char *endpoints = getenv("KEEL_ENDPOINTS");
+	if (endpoints == NULL || endpoints[0] == '\0')
+		endpoints = ENDPOINTS_DEFAULT;
+	int i = 1;
+	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+		if (strcmp(argv[i], "--help") == 0) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "keelctl: %s needs a value\n%s", argv[i], usage);
+			return EXIT_USAGE;
+		}
+		if (strcmp(argv[i], "--endpoints") == 0)
+			endpoints = argv[i + 1];
+		else if (strcmp(argv[i], "--timeout-ms") == 0)
+			cfg.timeout_ms = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--attempts") == 0)
+			cfg.attempts_max = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+		else {
+			fprintf(stderr, "keelctl: unknown flag %s\n%s", argv[i], usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	char err[256];
+	if (kc_parse_endpoints(&cfg, endpoints, err, sizeof err) != 0) {
+		fprintf(stderr, "keelctl: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (cfg.timeout_ms == 0 || cfg.attempts_max == 0) {
+		fprintf(stderr, "keelctl: --timeout-ms and --attempts must be > 0\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "bench") == 0)
+		return bench(&cfg, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "probe") == 0)
+		return probe_run(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "workload") == 0)
+		return workload_run(&cfg, argc - i - 1, argv + i + 1);
+	struct kc c;
+	kc_init(&c, &cfg);
+	int code = simple(&c, argc - i, argv + i);
+	kc_close(&c);
+	return code;
+}

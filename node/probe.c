@@ -1,0 +1,117 @@
+/* probe.c: send bad input to a node and see it close the connection. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../core/codec.h"
+#include "probe.h"
+
+static int dial(const char *addr)
+{
+	char host[64];
+	const char *colon = strrchr(addr, ':');
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
+		return -1;
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)atoi(colon + 1)) };
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return -1;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int hello(uint8_t *buf, size_t cap, uint32_t role, uint64_t cluster)
+{
+	struct codec_hello h = { .protocol_version = CODEC_VERSION,
+				 .cluster_id = cluster,
+				 .node_id = role == HELLO_PEER ? 99 : 0,
+				 .role = role };
+	return codec_hello_encode(&h, buf, cap);
+}
+
+/* 1 when the peer closed (EOF or reset) within the wait, else 0. */
+static int closed_by_peer(int fd)
+{
+	char buf[4096];
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int n = poll(&p, 1, PROBE_WAIT_MS);
+		if (n <= 0)
+			return 0;
+		ssize_t r = recv(fd, buf, sizeof buf, 0);
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return 1;
+		if (r < 0)
+			return 0;
+	}
+}
+
+int probe_run(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: keelctl probe HOST:PORT garbage|oversized|truncated|bad-checksum|wrong-cluster-client|wrong-cluster-peer\n");
+		return 2;
+	}
+	int fd = dial(argv[0]);
+	if (fd < 0) {
+		fprintf(stderr, "keelctl: probe: cannot connect to %s\n", argv[0]);
+		return 3;
+	}
+	const char *kind = argv[1];
+	uint8_t buf[256];
+	size_t n = 0;
+	bool half_close = false;
+	if (strcmp(kind, "garbage") == 0) {
+		memcpy(buf, "\x00\x01garbage that is not a keel frame\r\n", 36);
+		n = 36;
+	} else if (strcmp(kind, "oversized") == 0) {
+		uint32_t len = KEEL_FRAME_BYTES_MAX + 1;
+		uint8_t h[CODEC_HEADER_BYTES] = {
+			0x4b, 0x45, 0x45, 0x4c, CODEC_VERSION, FRAME_HELLO, 0, 0,
+			(uint8_t)(len >> 24), (uint8_t)(len >> 16),
+			(uint8_t)(len >> 8), (uint8_t)len,
+		};
+		memcpy(buf, h, sizeof h);
+		n = sizeof h;
+	} else if (strcmp(kind, "truncated") == 0) {
+		int m = hello(buf, sizeof buf, HELLO_CLIENT, 0);
+		n = (size_t)m / 2;
+		half_close = true;
+	} else if (strcmp(kind, "bad-checksum") == 0) {
+		int m = hello(buf, sizeof buf, HELLO_CLIENT, 0);
+		n = (size_t)m;
+		buf[CODEC_HEADER_BYTES] ^= 0x40;
+	} else if (strcmp(kind, "wrong-cluster-client") == 0) {
+		n = (size_t)hello(buf, sizeof buf, HELLO_CLIENT, 0x5eed);
+	} else if (strcmp(kind, "wrong-cluster-peer") == 0) {
+		n = (size_t)hello(buf, sizeof buf, HELLO_PEER, 0x5eed);
+	} else {
+		fprintf(stderr, "keelctl: probe: unknown kind %s\n", kind);
+		close(fd);
+		return 2;
+	}
+	if (send(fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n) {
+		close(fd);
+		return 3;
+	}
+	if (half_close)
+		shutdown(fd, SHUT_WR);
+	int closed = closed_by_peer(fd);
+	close(fd);
+	printf("probe %s %s: %s\n", argv[0], kind,
+	       closed ? "connection closed by the node" : "connection still open");
+	return closed ? 0 : 1;
+}

@@ -1,0 +1,19 @@
+/*
+ * probe.h: `keelctl probe ADDR KIND`, a testing tool that sends one kind of
+ * bad input to a node's port and reports whether the node closed the
+ * connection (exit 0) or not within PROBE_WAIT_MS (exit 1). Kinds:
+ *   garbage        bytes that are not a frame
+ *   oversized      a frame header announcing more than KEEL_FRAME_BYTES_MAX
+ *   truncated      half a frame, then end of stream
+ *   bad-checksum   a whole hello frame with one payload byte flipped
+ *   wrong-cluster-client / wrong-cluster-peer
+ *                  a valid hello with another cluster id
+ */
+#ifndef KEEL_NODE_PROBE_H
+#define KEEL_NODE_PROBE_H
+
+#define PROBE_WAIT_MS 3000
+
+int probe_run(int argc, char **argv);
+
+#endif

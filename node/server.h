@@ -1,0 +1,166 @@
+/*
+ * server.h: the keel server: one event loop thread that owns the Raft core,
+ * the peer transport, the client and HTTP ports, plus the storage thread.
+ *
+ * Per loop iteration (the check phase, after all I/O callbacks ran):
+ *   1. the write commands received in the iteration become one proposed
+ *      entry (codec_batch_encode; several only past KEEL_BATCH_COMMANDS_MAX
+ *      or KEEL_ENTRY_BYTES_MAX);
+ *   2. every ready of the core is drained: messages not held are sent, the
+ *      rest (hard state, entries, committed entries, reads) go into one
+ *      storage job (group commit); the job is submitted when the storage
+ *      thread is idle, else it keeps collecting;
+ *   3. when a job completes: held messages are sent, raft_persisted() is
+ *      called, clients whose writes were applied and whose reads were served
+ *      are answered.
+ *
+ * Invariants:
+ *   1. nothing is acknowledged to a client before the storage job that
+ *      applied it (or read it) completed;
+ *   2. held (after_persist) messages leave only after their job's sync;
+ *   3. apply_submitted >= applied_done; a read goes to the storage thread
+ *      only once its index <= the applied index of the job it rides in;
+ *   4. after a storage error (sticky) the node answers nothing but
+ *      UNAVAILABLE and shuts down.
+ */
+#ifndef KEEL_NODE_SERVER_H
+#define KEEL_NODE_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../core/kv.h"
+#include "../core/raft.h"
+#include "../core/store.h"
+#include "../io_real/net.h"
+#include "config.h"
+#include "disk.h"
+#include "pending.h"
+
+#define SERVER_CLIENT_CONNS_MAX 1024u
+#define SERVER_CLIENT_QUEUE_BYTES_MAX (4u * 1024u * 1024u)
+#define SERVER_BATCH_BYTES_MAX (KEEL_ENTRY_BYTES_MAX - 4096u)
+#define SERVER_TRANSFER_WAIT_MS 3000u  /* shutdown: leadership hand-off */
+#define SERVER_DRAIN_WAIT_MS 2000u     /* shutdown: in-flight requests */
+#define SERVER_HTTP_CONNS_MAX 16u
+
+struct server_counters {
+	uint64_t client_conns;
+	uint64_t client_bad_frames;
+	uint64_t client_cluster_refused;
+	uint64_t requests[6];  /* by kv_op (0: status) */
+	uint64_t responses[CLIENT_STATUS_MAX + 1];
+	uint64_t busy;
+	uint64_t batches_proposed;
+	uint64_t commands_proposed;
+	uint64_t disk_jobs;
+	uint64_t disk_persist_ns;
+	uint64_t disk_apply_ns;
+	uint64_t reads_linearizable;
+	uint64_t reads_stale;
+	uint64_t http_requests;
+};
+
+struct batch_cmd {
+	struct kv_command cmd;
+	struct pending *p;
+	uint8_t *copy; /* key, value and expected bytes */
+};
+
+enum server_phase {
+	PHASE_RUNNING = 0,
+	PHASE_TRANSFERRING = 1, /* shutdown: handing leadership over */
+	PHASE_DRAINING = 2,     /* shutdown: finishing in-flight requests */
+	PHASE_CLOSING = 3,      /* handles closing; loop ends */
+};
+
+struct server {
+	struct node_config cfg;
+	uv_loop_t *loop;
+	struct raft *raft;
+	struct store *store;
+	struct kv kv;
+	struct net net;
+	struct disk disk;
+	uint64_t cluster_id;
+	keel_node_id id;
+
+	uv_timer_t tick_timer;
+	uv_timer_t phase_timer;
+	uv_check_t check;
+	uv_signal_t sig_term, sig_int;
+	uint32_t signals;
+
+	uv_tcp_t client_listener;
+	bool client_listening;
+	struct cconn *conns;
+	uint32_t conn_count;
+
+	uv_tcp_t http_listener;
+	bool http_listening;
+	uint32_t http_conns;
+
+	struct pending_table pending;
+	/* The write commands of this iteration, proposed in the check phase. */
+	struct batch_cmd *batch;
+	uint32_t batch_count;
+	uint32_t batch_bytes;
+	uint8_t *batch_buf; /* SERVER_BATCH_BYTES_MAX + slack */
+
+	/* Storage pipeline. */
+	struct disk_job jobs[2];
+	struct disk_job *collecting; /* being filled */
+	struct disk_job *inflight;   /* at the storage thread, or NULL */
+	uint64_t apply_submitted;    /* last index handed to a job */
+	uint64_t applied_done;       /* last index whose job completed */
+	int storage_err;             /* sticky */
+
+	/* Reads waiting for apply: pending tokens. */
+	uint64_t *read_wait;
+	uint32_t read_wait_count;
+
+	/* Soft state seen in the last ready. */
+	uint32_t role;
+	uint64_t term;
+	keel_node_id leader;
+
+	enum server_phase phase;
+	int exit_code;
+	struct server_counters ctr;
+};
+
+/* With cfg, raft (initialised), store, cluster_id and id set by the caller:
+ * open the ports and the storage thread and start serving on loop. Returns
+ * 0 or an error (logged). Then run the loop; when it returns, close the store
+ * and the core and call server_free. */
+int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
+		 const char *client_addr);
+void server_free(struct server *s);
+/* After a failed server_start: close whatever was opened (run the loop to
+ * let the handles close). */
+void server_abort(struct server *s);
+
+/* ---- shared between server.c, clients.c and http.c ---- */
+void server_respond(struct server *s, struct pending *p, uint32_t status,
+		    const uint8_t *value, uint32_t value_bytes,
+		    const char *message);
+void server_fill_status(struct server *s, struct client_node_status *st);
+const struct member *server_member(struct server *s, keel_node_id id);
+int clients_listen(struct server *s, const char *addr);
+void server_batch_flush(struct server *s);
+void server_begin_drain(struct server *s);
+void server_read_wait(struct server *s, struct pending *p);
+void clients_stop_accepting(struct server *s);
+void clients_close_all(struct server *s);
+int http_listen(struct server *s);
+void http_stop(struct server *s);
+/* Render metrics (Prometheus text) / status (JSON) into buf. */
+int server_render_metrics(struct server *s, char *buf, size_t cap);
+int server_render_status(struct server *s, char *buf, size_t cap);
+/* Queue a write command or read from a client. */
+void server_client_request(struct server *s, struct cconn *c,
+			   const struct client_request *req);
+void server_conn_closed(struct server *s, struct cconn *c);
+
+#endif

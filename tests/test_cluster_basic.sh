@@ -1,0 +1,77 @@
+#!/bin/sh
+# test_cluster_basic.sh: a real 3-node keel cluster on loopback: election,
+# redirect of a write sent to a follower, linearizable and stale reads, the
+# status call, and bad input on both ports (garbage, oversized, truncated,
+# bad checksum, wrong cluster id): logged, that connection closed, the node
+# keeps serving and the stored data is unchanged.
+. node/cluster_lib.sh
+cl_setup
+
+cl_boot 3 || { CL_FAIL=1; cl_finish; exit 1; }
+L=$(cl_wait_leader 20)
+check "a leader is elected" test -n "$L"
+F=1
+[ "$F" = "$L" ] && F=2
+
+check "put through a follower is redirected" \
+	"$KEEL_BIN/keelctl" --endpoints "$(cl_client_addr "$F")" put color blue
+v=$("$KEEL_BIN/keelctl" --endpoints "$(cl_client_addr "$F")" get color)
+check "linearizable get through a follower" test "$v" = "blue"
+out=$(cl_ctl_one "$F" put direct x 2>&1)
+check "a follower answers a write with the leader's address" \
+	sh -c "echo '$out' | grep -q 'not the leader; trying $(cl_client_addr "$L")'"
+
+stale_ok() {
+	end=$(($(date +%s) + 10))
+	while [ "$(date +%s)" -le "$end" ]; do
+		s=$(cl_ctl_one "$1" get color --stale 2>"$CL_DIR/stale.err")
+		[ "$s" = "blue" ] && grep -q stale "$CL_DIR/stale.err" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+for i in 1 2 3; do
+	check "stale get on node $i is labelled and converges" stale_ok "$i"
+done
+cl_ctl get nothing-here >/dev/null 2>&1
+check "get of an absent key exits 1" test $? -eq 1
+check "cas on the right value" cl_ctl cas color blue green
+cl_ctl cas color blue red >/dev/null 2>&1
+check "cas on a wrong value exits 1" test $? -eq 1
+check "append" cl_ctl append color -ish
+check "value after cas and append" test "$(cl_ctl get color)" = "green-ish"
+check "status names the leader" sh -c "'$KEEL_BIN/keelctl' --endpoints '$(cl_client_addr "$F")' status | grep -q '^leader $L$'"
+
+# Bad input on both ports of every kind; each must be closed by the node.
+for kind in garbage oversized truncated bad-checksum wrong-cluster-client; do
+	check "client port: $kind closes the connection" \
+		"$KEEL_BIN/keelctl" probe "$(cl_client_addr "$L")" "$kind"
+done
+for kind in garbage oversized truncated bad-checksum wrong-cluster-peer; do
+	check "peer port: $kind closes the connection" \
+		"$KEEL_BIN/keelctl" probe "$(cl_peer_addr "$F")" "$kind"
+done
+check "bad client input is logged with the peer address" \
+	grep -q "closing client connection from 127.0.0.1:.*checksum" "$CL_DIR/log.$L"
+check "a truncated frame is logged" \
+	grep -q "closing client connection from 127.0.0.1:.*input ends early" "$CL_DIR/log.$L"
+check "a client of another cluster is logged" \
+	grep -q "refusing client 127.0.0.1:.*cluster id 24301" "$CL_DIR/log.$L"
+check "a peer of another cluster is logged" \
+	grep -q "refusing peer 99 at 127.0.0.1:.*cluster id 24301" "$CL_DIR/log.$F"
+check "the leader still serves, data unchanged" test "$(cl_ctl get color)" = "green-ish"
+for i in 1 2 3; do
+	check "node $i is still running" cl_alive "$i"
+done
+check "writes still commit after the probes" cl_ctl put after probes
+
+# SIGTERM on the leader: it hands leadership over and exits 0.
+cl_signal "$L" TERM
+wait "$(cl_pid "$L")"
+rc=$?
+check "SIGTERM: the leader exits 0" test "$rc" -eq 0
+check "SIGTERM: leadership was transferred" grep -q "transferring leadership" "$CL_DIR/log.$L"
+L2=$(cl_wait_leader 10)
+check "a new leader after the hand-off" test -n "$L2" -a "$L2" != "$L"
+check "data survives the hand-off" test "$(cl_ctl get after)" = "probes"
+cl_finish
