@@ -76,6 +76,11 @@ struct store_ops {
 	 * KEEL_EINVAL if e[0].index is not in first..last+1 or indexes are not
 	 * consecutive. */
 	int (*log_append)(void *s, const struct entry *e, size_t n);
+	/* Delete every entry with index >= index (none if index > last).
+	 * KEEL_EINVAL if index < first. Recovery uses it to drop a torn tail
+	 * record (see io_sim/mem_store.h); snapshot install to drop a
+	 * conflicting log. */
+	int (*log_truncate)(void *s, uint64_t index);
 	/* Remove entries <= index and record the snapshot point. */
 	int (*log_compact)(void *s, uint64_t index, uint64_t term,
 			   const struct membership *m);

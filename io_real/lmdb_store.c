@@ -689,6 +689,21 @@ static int op_log_append(void *impl, const struct entry *e, size_t n)
 	return rc;
 }
 
+static int op_log_truncate(void *impl, uint64_t index)
+{
+	struct lmdb_store *s = impl;
+	int rc = wr_check(s);
+	if (rc != 0)
+		return rc;
+	uint64_t first, last;
+	rc = bounds(s, s->wtxn, &first, &last);
+	if (rc != 0)
+		return wr_fail(s, rc);
+	if (index < first)
+		return KEEL_EINVAL;
+	return log_del_range(s, index, last);
+}
+
 static int op_log_compact(void *impl, uint64_t index, uint64_t term,
 			  const struct membership *m)
 {
@@ -1069,6 +1084,7 @@ static const struct store_ops lmdb_store_ops = {
 	.set_ids = op_set_ids,
 	.set_hard_state = op_set_hard_state,
 	.log_append = op_log_append,
+	.log_truncate = op_log_truncate,
 	.log_compact = op_log_compact,
 	.kv_put = op_kv_put,
 	.kv_del = op_kv_del,

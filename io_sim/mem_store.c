@@ -29,6 +29,7 @@
 /* A key/value pair held by a map: key bytes, then value bytes. */
 struct mem_rec {
 	uint64_t hash;
+	uint64_t digest; /* of key and value, summed into the map's digest */
 	uint32_t key_bytes;
 	uint32_t val_bytes;
 	uint8_t bytes[];
@@ -146,6 +147,10 @@ static struct mem_rec *map_swap(struct mem_map *m, const uint8_t *key,
 	uint64_t h = key_hash(key, key_bytes);
 	uint32_t i = map_find(m, key, key_bytes, h);
 	struct mem_rec *prev = i == UINT32_MAX ? NULL : m->slots[i];
+	if (prev != NULL)
+		m->digest -= prev->digest;
+	if (r != NULL)
+		m->digest += r->digest;
 	if (prev != NULL && r != NULL) {
 		m->slots[i] = r;
 	} else if (prev != NULL) {
@@ -180,6 +185,8 @@ static struct mem_rec *rec_new(const uint8_t *key, uint32_t key_bytes,
 	memcpy(r->bytes, key, key_bytes);
 	if (val_bytes > 0)
 		memcpy(r->bytes + key_bytes, val, val_bytes);
+	r->digest = XXH3_64bits_withSeed(r->bytes, (size_t)key_bytes + val_bytes,
+					 key_bytes);
 	return r;
 }
 
@@ -653,6 +660,29 @@ static int op_log_append(void *impl, const struct entry *e, size_t n)
 	return 0;
 }
 
+static int op_log_truncate(void *impl, uint64_t index)
+{
+	struct mem_store *s = impl;
+	int rc = write_check(s);
+	if (rc != 0)
+		return rc;
+	if (index < s->log_first)
+		return KEEL_EINVAL;
+	if (index > log_last(s))
+		return 0;
+	rc = journal_reserve(s);
+	if (rc != 0)
+		return fail(s, rc);
+	struct mem_jop *j = journal_push(s, JOP_LOG_APPEND); /* adds nothing */
+	rc = log_cut_tail(s, index, &j->removed, &j->removed_count);
+	if (rc != 0) {
+		s->journal_len--;
+		return fail(s, rc);
+	}
+	j->index = index;
+	return 0;
+}
+
 static int op_log_compact(void *impl, uint64_t index, uint64_t term,
 			  const struct membership *m)
 {
@@ -862,26 +892,12 @@ int mem_store_corrupt(struct mem_store *s, uint64_t index, uint64_t where)
 	return 0;
 }
 
-static uint64_t map_digest(const struct mem_map *m, uint64_t salt)
-{
-	uint64_t sum = 0;
-	for (uint32_t i = 0; i < m->cap; i++) {
-		const struct mem_rec *r = m->slots[i];
-		if (r == NULL || r == MEM_TOMB)
-			continue;
-		sum += XXH3_64bits_withSeed(r->bytes,
-					    (size_t)r->key_bytes + r->val_bytes,
-					    salt ^ r->key_bytes);
-	}
-	return sum;
-}
-
 uint64_t mem_store_digest(struct mem_store *s)
 {
 	struct store_meta m;
 	uint64_t applied = op_meta_get(s, &m) == 0 ? m.applied_index : ~0ull;
-	return map_digest(&s->kv, 1) * 3 + map_digest(&s->sessions, 2) * 5 +
-	       applied * 7 + s->kv.count * 11 + s->sessions.count * 13;
+	return s->kv.digest * 3 + s->sessions.digest * 5 + applied * 7 +
+	       s->kv.count * 11 + s->sessions.count * 13;
 }
 
 uint64_t mem_store_kv_count(const struct mem_store *s)
@@ -930,6 +946,7 @@ static const struct store_ops mem_store_ops = {
 	.set_ids = op_set_ids,
 	.set_hard_state = op_set_hard_state,
 	.log_append = op_log_append,
+	.log_truncate = op_log_truncate,
 	.log_compact = op_log_compact,
 	.kv_put = op_kv_put,
 	.kv_del = op_kv_del,

@@ -316,6 +316,32 @@ CONFORM(log_append_bounds)
 	check_entry(f, 5, 1);
 }
 
+CONFORM(log_truncate)
+{
+	struct membership mb = one_member(1);
+	begin(f);
+	append_range(f, 1, 10, 1);
+	ASSERT_EQ(OPS(f)->log_truncate(S(f), 7), 0);
+	check_bounds(f, 1, 6);
+	ASSERT_EQ(OPS(f)->log_truncate(S(f), 20), 0); /* past the end: none */
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 2, 1, &mb), 0);
+	ASSERT_EQ(OPS(f)->log_truncate(S(f), 2), KEEL_EINVAL);
+	commit_sync(f);
+	f->ops->reopen(f);
+	check_bounds(f, 3, 6);
+	struct entry e;
+	ASSERT_EQ(OPS(f)->log_get(S(f), 7, &e), KEEL_ENOTFOUND);
+	check_entry(f, 6, 1);
+	begin(f);
+	ASSERT_EQ(OPS(f)->log_truncate(S(f), 3), 0); /* everything */
+	commit(f);
+	check_bounds(f, 3, 2);
+	begin(f);
+	append_range(f, 3, 4, 2);
+	commit(f);
+	check_entry(f, 4, 2);
+}
+
 CONFORM(log_compact)
 {
 	struct membership mb = one_member(1);
@@ -557,7 +583,8 @@ static void change_all(struct fixture *f)
 	struct raft_hard_state hs = {.term = 3, .vote = 2, .commit = 5};
 	ASSERT_EQ(OPS(f)->set_ids(S(f), 88, 2), 0);
 	ASSERT_EQ(OPS(f)->set_hard_state(S(f), &hs), 0);
-	append_range(f, 6, 9, 3);
+	append_range(f, 6, 10, 3);
+	ASSERT_EQ(OPS(f)->log_truncate(S(f), 10), 0);
 	ASSERT_EQ(OPS(f)->log_compact(S(f), 4, 2, &mb), 0);
 	ASSERT_EQ(put_s(f, "x", "11"), 0);
 	ASSERT_EQ(del_s(f, "y"), 0);
@@ -633,6 +660,7 @@ CONFORM(misuse_is_an_error)
 	ASSERT_EQ(OPS(f)->set_ids(S(f), 1, 1), KEEL_ESTATE);
 	ASSERT_EQ(OPS(f)->set_hard_state(S(f), &hs), KEEL_ESTATE);
 	ASSERT_EQ(OPS(f)->log_append(S(f), &e, 1), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->log_truncate(S(f), 1), KEEL_ESTATE);
 	ASSERT_EQ(OPS(f)->log_compact(S(f), 0, 0, &mb), KEEL_ESTATE);
 	ASSERT_EQ(put_s(f, "a", "b"), KEEL_ESTATE);
 	ASSERT_EQ(del_s(f, "a"), KEEL_ESTATE);
@@ -738,7 +766,11 @@ MEM_TEST(tear_is_caught_by_the_checksum)
 	struct entry e;
 	ASSERT_EQ(OPS(f)->log_get(S(f), 6, &e), KEEL_ECORRUPT);
 	ASSERT_EQ(f->mem.stats.corrupt_reads, 1);
-	/* recovery overwrites the torn tail */
+	/* recovery drops the torn tail (or overwrites it) */
+	begin(f);
+	ASSERT_EQ(OPS(f)->log_truncate(S(f), 6), 0);
+	commit_sync(f);
+	check_bounds(f, 1, 5);
 	begin(f);
 	append_range(f, 6, 6, 2);
 	commit_sync(f);
