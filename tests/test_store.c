@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "../core/assert.h"
 #include "../core/err.h"
 #include "../core/record.h"
 #include "../io_real/lmdb_store.h"
@@ -844,4 +845,248 @@ MEM_TEST(digest_follows_state)
 	ASSERT_EQ(os.ops->write_commit(os.impl), 0);
 	ASSERT_NE(mem_store_digest(&f->mem), mem_store_digest(&other));
 	mem_store_close(&other);
+}
+
+/* ---- randomized: both stores and a durable-only reference agree ----------- */
+
+enum rop_kind {
+	ROP_PUT, ROP_DEL, ROP_SESSION_PUT, ROP_SESSION_DEL, ROP_APPEND,
+	ROP_TRUNCATE, ROP_COMPACT, ROP_HARD, ROP_APPLIED, ROP_KINDS
+};
+
+/* One write, replayable on any store. */
+struct rop {
+	uint32_t kind;
+	uint32_t key, val, count;
+	uint64_t a, b;
+};
+
+#define RKEYS 8
+#define RSESSIONS 6
+#define RBATCH_OPS_MAX 8
+
+static uint8_t rkey[RKEYS][700];
+static uint32_t rkey_bytes[RKEYS];
+static uint8_t rval[512];
+
+static void rkeys_init(void)
+{
+	for (uint32_t i = 0; i < RKEYS; i++) {
+		/* six short keys, two long ones sharing a 599-byte prefix */
+		rkey_bytes[i] = i < 6 ? 1 + i : 600;
+		memset(rkey[i], 'q', sizeof(rkey[i]));
+		rkey[i][rkey_bytes[i] - 1] = (uint8_t)('0' + i);
+	}
+	for (size_t i = 0; i < sizeof(rval); i++)
+		rval[i] = (uint8_t)(i * 13 + 5);
+}
+
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static int rop_apply(struct store *st, const struct rop *o)
+{
+	void *s = st->impl;
+	switch (o->kind) {
+	case ROP_PUT:
+		return st->ops->kv_put(s, rkey[o->key], rkey_bytes[o->key],
+				       rval + o->val, o->val * 3 % 200);
+	case ROP_DEL:
+		return st->ops->kv_del(s, rkey[o->key], rkey_bytes[o->key]);
+	case ROP_SESSION_PUT: {
+		struct kv_session se = {o->a, o->b, o->b * 7 % 23, o->val % 5};
+		return st->ops->session_put(s, &se);
+	}
+	case ROP_SESSION_DEL:
+		return st->ops->session_del(s, o->a);
+	case ROP_APPEND: {
+		struct entry e[4];
+		for (uint32_t i = 0; i < o->count; i++)
+			e[i] = (struct entry){.term = o->b, .index = o->a + i,
+					      .type = ENTRY_COMMAND,
+					      .data_bytes = (o->val + i) % 300,
+					      .data = rval};
+		return st->ops->log_append(s, e, o->count);
+	}
+	case ROP_TRUNCATE:
+		return st->ops->log_truncate(s, o->a);
+	case ROP_COMPACT: {
+		struct membership mb = one_member(o->b);
+		return st->ops->log_compact(s, o->a, o->b, &mb);
+	}
+	case ROP_HARD: {
+		struct raft_hard_state hs = {o->a, o->b, o->a / 2};
+		return st->ops->set_hard_state(s, &hs);
+	}
+	case ROP_APPLIED:
+		return st->ops->set_applied(s, o->a);
+	default:
+		KEEL_UNREACHABLE();
+	}
+}
+
+/* A random write that is mostly valid for a store with these bounds. */
+static struct rop rop_gen(uint64_t *x, uint64_t first, uint64_t last)
+{
+	struct rop o = {.kind = (uint32_t)(rnd(x) % ROP_KINDS),
+			.key = (uint32_t)(rnd(x) % RKEYS),
+			.val = (uint32_t)(rnd(x) % 200),
+			.count = 1 + (uint32_t)(rnd(x) % 4),
+			.a = 1 + rnd(x) % RSESSIONS, .b = 1 + rnd(x) % 9};
+	uint64_t span = last + 2 - first;
+	switch (o.kind) {
+	case ROP_APPEND:
+	case ROP_TRUNCATE:
+		o.a = first + rnd(x) % span; /* first .. last+1 */
+		if (rnd(x) % 20 == 0)
+			o.a = last + 3; /* invalid */
+		break;
+	case ROP_COMPACT:
+		o.a = first - 1 + rnd(x) % (span / 2 + 1);
+		if (rnd(x) % 10 == 0)
+			o.kind = ROP_APPLIED; /* compaction stays rare */
+		break;
+	default:
+		break;
+	}
+	return o;
+}
+
+static void same_session(const struct kv_session *a, const struct kv_session *b)
+{
+	ASSERT_U64_EQ(a->client_id, b->client_id);
+	ASSERT_U64_EQ(a->seq, b->seq);
+	ASSERT_U64_EQ(a->last_index, b->last_index);
+	ASSERT_EQ(a->status, b->status);
+}
+
+/* Everything observable through the interface is the same. */
+static void same_store(struct store *a, struct store *b)
+{
+	struct store_meta ma, mb;
+	ASSERT_EQ(a->ops->meta_get(a->impl, &ma), 0);
+	ASSERT_EQ(b->ops->meta_get(b->impl, &mb), 0);
+	ASSERT_MEM_EQ(&ma, &mb, sizeof(ma));
+	uint64_t fa, la, fb, lb;
+	ASSERT_EQ(a->ops->log_bounds(a->impl, &fa, &la), 0);
+	ASSERT_EQ(b->ops->log_bounds(b->impl, &fb, &lb), 0);
+	ASSERT_U64_EQ(fa, fb);
+	ASSERT_U64_EQ(la, lb);
+	for (uint64_t i = fa; i <= la; i++) {
+		struct entry ea, eb;
+		ASSERT_EQ(a->ops->log_get(a->impl, i, &ea), 0);
+		ASSERT_EQ(b->ops->log_get(b->impl, i, &eb), 0);
+		ASSERT_U64_EQ(ea.term, eb.term);
+		ASSERT_EQ(ea.data_bytes, eb.data_bytes);
+		if (ea.data_bytes > 0)
+			ASSERT_MEM_EQ(ea.data, eb.data, ea.data_bytes);
+	}
+	for (uint32_t k = 0; k < RKEYS; k++) {
+		const uint8_t *va, *vb;
+		uint32_t na, nb;
+		int ra = a->ops->kv_get(a->impl, rkey[k], rkey_bytes[k], &va, &na);
+		int rb = b->ops->kv_get(b->impl, rkey[k], rkey_bytes[k], &vb, &nb);
+		ASSERT_EQ(ra, rb);
+		if (ra == 0) {
+			ASSERT_EQ(na, nb);
+			ASSERT_TRUE(na == 0 || memcmp(va, vb, na) == 0);
+		}
+	}
+	uint64_t ca, cb;
+	ASSERT_EQ(a->ops->session_count(a->impl, &ca), 0);
+	ASSERT_EQ(b->ops->session_count(b->impl, &cb), 0);
+	ASSERT_U64_EQ(ca, cb);
+	struct kv_session sa, sb;
+	int ra = a->ops->session_oldest(a->impl, &sa);
+	ASSERT_EQ(ra, b->ops->session_oldest(b->impl, &sb));
+	if (ra == 0)
+		same_session(&sa, &sb);
+	for (uint64_t id = 1; id <= RSESSIONS; id++) {
+		ra = a->ops->session_get(a->impl, id, &sa);
+		ASSERT_EQ(ra, b->ops->session_get(b->impl, id, &sb));
+		if (ra == 0)
+			same_session(&sa, &sb);
+	}
+}
+
+/*
+ * Random batches (committed, aborted, synced) go to the memory store and to
+ * the LMDB store, which must answer every call alike; a third store gets
+ * only the batches that were synced, and the memory store after a crash
+ * must equal it.
+ */
+TEST(random_batches_agree_across_stores_and_crashes)
+{
+	rkeys_init();
+	struct fixture mem = {.ops = &mem_fixture}, lm = {.ops = &lmdb_fixture};
+	struct fixture ref = {.ops = &mem_fixture};
+	mem_open(&mem);
+	lmdb_open(&lm);
+	mem_open(&ref);
+	enum { BATCHES = 600, PENDING_MAX = 64 };
+	static struct rop pending[PENDING_MAX][RBATCH_OPS_MAX];
+	uint32_t pending_ops[PENDING_MAX], npending = 0;
+	uint64_t x = 0x2545f4914f6cdd1dull;
+	for (int b = 0; b < BATCHES; b++) {
+		struct rop ops[RBATCH_OPS_MAX];
+		uint32_t n = 1 + (uint32_t)(rnd(&x) % RBATCH_OPS_MAX);
+		ASSERT_EQ(OPS(&mem)->write_begin(S(&mem)), 0);
+		ASSERT_EQ(OPS(&lm)->write_begin(S(&lm)), 0);
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t first, last;
+			ASSERT_EQ(OPS(&mem)->log_bounds(S(&mem), &first, &last), 0);
+			ops[i] = rop_gen(&x, first, last);
+			int rm = rop_apply(&mem.st, &ops[i]);
+			int rl = rop_apply(&lm.st, &ops[i]);
+			ASSERT_EQ(rm, rl);
+			ASSERT_TRUE(rm == 0 || rm == KEEL_EINVAL ||
+				    rm == KEEL_ENOTFOUND);
+		}
+		same_store(&mem.st, &lm.st); /* reads see the batch */
+		if (rnd(&x) % 5 == 0) {
+			OPS(&mem)->write_abort(S(&mem));
+			OPS(&lm)->write_abort(S(&lm));
+		} else {
+			ASSERT_EQ(OPS(&mem)->write_commit(S(&mem)), 0);
+			ASSERT_EQ(OPS(&lm)->write_commit(S(&lm)), 0);
+			ASSERT_TRUE(npending < PENDING_MAX);
+			memcpy(pending[npending], ops, sizeof(ops));
+			pending_ops[npending++] = n;
+		}
+		same_store(&mem.st, &lm.st);
+		uint64_t r = rnd(&x) % 30;
+		if (r < 3 || npending == PENDING_MAX) { /* sync */
+			ASSERT_EQ(OPS(&mem)->sync(S(&mem)), 0);
+			ASSERT_EQ(OPS(&lm)->sync(S(&lm)), 0);
+			for (uint32_t p = 0; p < npending; p++) {
+				ASSERT_EQ(OPS(&ref)->write_begin(S(&ref)), 0);
+				for (uint32_t i = 0; i < pending_ops[p]; i++)
+					(void)rop_apply(&ref.st, &pending[p][i]);
+				ASSERT_EQ(OPS(&ref)->write_commit(S(&ref)), 0);
+			}
+			npending = 0;
+		} else if (r == 3) { /* crash: back to what was synced */
+			mem_store_crash(&mem.mem, 0);
+			same_store(&mem.st, &ref.st);
+			/* LMDB keeps committed batches; bring it back in line */
+			lmdb_close(&lm);
+			lmdb_open(&lm);
+			mem_close(&ref);
+			mem_open(&ref);
+			mem_store_close(&mem.mem);
+			mem_open(&mem);
+			npending = 0;
+		} else if (r == 4) {
+			lmdb_reopen(&lm);
+			same_store(&mem.st, &lm.st);
+		}
+	}
+	mem_close(&mem);
+	mem_close(&ref);
+	lmdb_close(&lm);
 }
