@@ -14,7 +14,7 @@
 # fuzz/corpus/<target>/ file through bin/fuzz_replay_<target> (the harness
 # linked with fuzz/replay.c and the normal compiler and flags).
 
-FUZZ_TARGETS := frame msg hello request response batch membership record
+FUZZ_TARGETS := frame msg hello request response batch membership record raft
 FUZZ_COMMON := fuzz_eq fuzz_roundtrip
 
 # ---- replay in make test ----------------------------------------------------
@@ -84,14 +84,16 @@ fuzz: $(patsubst %,$(FUZZ_DIR)/lf/bin/fuzz_%,$(FUZZ_TARGETS)) \
       $(patsubst %,$(FUZZ_DIR)/afl/bin/fuzz_%,$(FUZZ_TARGETS))
 
 FUZZ_DICT = $(wildcard fuzz/dict/$(TARGET).dict)
+# Per-target libFuzzer options.
+FUZZ_OPTS_raft = -max_len=1025 # fuzz_raft.c reads at most 512 events
 RUNS ?=
 
 fuzz-run: $(FUZZ_DIR)/lf/bin/fuzz_$(TARGET)
 	@mkdir -p $(FUZZ_DIR)/work/$(TARGET) $(FUZZ_DIR)/crashes
 	$(FUZZ_DIR)/lf/bin/fuzz_$(TARGET) -max_total_time=$(SECONDS) \
-		$(if $(RUNS),-runs=$(RUNS)) $(if $(FUZZ_DICT),-dict=$(FUZZ_DICT)) \
+		$(if $(RUNS),-runs=$(RUNS)) $(if $(FUZZ_DICT),-dict=$(FUZZ_DICT)) $(FUZZ_OPTS_$(TARGET)) \
 		-print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$(TARGET)- \
-		$(FUZZ_DIR)/work/$(TARGET) fuzz/corpus/$(TARGET)
+		$(FUZZ_DIR)/work/$(TARGET) $(wildcard fuzz/corpus/$(TARGET))
 
 fuzz-afl: $(FUZZ_DIR)/afl/bin/fuzz_$(TARGET)
 	@mkdir -p $(FUZZ_DIR)/afl-out
@@ -104,6 +106,11 @@ fuzz-afl: $(FUZZ_DIR)/afl/bin/fuzz_$(TARGET)
 	@grep -q '^saved_crashes *: 0$$' $(FUZZ_DIR)/afl-out/$(TARGET)/default/fuzzer_stats || \
 		{ echo "afl: crashes in $(FUZZ_DIR)/afl-out/$(TARGET)/default/crashes"; exit 1; }
 
+# The code each target is meant to cover.
+FUZZ_COV_FILES = $(or $(FUZZ_COV_$(TARGET)),$(wildcard core/codec*.c))
+FUZZ_COV_record = core/record.c
+FUZZ_COV_raft = $(wildcard core/raft*.c)
+
 # Replays fuzz/corpus/$(TARGET) and the grown build/fuzz/work/$(TARGET).
 fuzz-cov: $(FUZZ_DIR)/cov/bin/fuzz_$(TARGET)
 	@mkdir -p $(FUZZ_DIR)/work/$(TARGET)
@@ -111,4 +118,4 @@ fuzz-cov: $(FUZZ_DIR)/cov/bin/fuzz_$(TARGET)
 		$(FUZZ_DIR)/cov/bin/fuzz_$(TARGET) fuzz/corpus/$(TARGET) $(FUZZ_DIR)/work/$(TARGET)
 	llvm-profdata merge -o $(FUZZ_DIR)/cov/$(TARGET).profdata $(FUZZ_DIR)/cov/$(TARGET).profraw
 	llvm-cov report $(FUZZ_DIR)/cov/bin/fuzz_$(TARGET) \
-		-instr-profile=$(FUZZ_DIR)/cov/$(TARGET).profdata $(wildcard core/codec*.c)
+		-instr-profile=$(FUZZ_DIR)/cov/$(TARGET).profdata $(FUZZ_COV_FILES)

@@ -184,6 +184,68 @@ static void gen_records(void)
 	put_record("snap", r, record_snap_encode(1000, 6, &m, r, sizeof(r)));
 }
 
+/* Event scripts for fuzz_raft.c: [cluster byte] then (op, arg) pairs. */
+#define RAFT_SCRIPT_MAX 2048u
+
+struct script {
+	uint8_t b[RAFT_SCRIPT_MAX];
+	size_t n;
+};
+
+static void ev(struct script *s, uint8_t op, uint8_t arg, unsigned times)
+{
+	for (unsigned i = 0; i < times && s->n + 2 <= sizeof(s->b); i++) {
+		s->b[s->n++] = op;
+		s->b[s->n++] = arg;
+	}
+}
+
+/* Elect node arg's way: tick it past its timeout, deliver and sync all. */
+static void ev_round(struct script *s, uint8_t node, unsigned ticks)
+{
+	ev(s, 6, node, ticks);   /* tick */
+	for (uint8_t i = 0; i < 5; i++) {
+		ev(s, 1, 0, 12);  /* deliver the oldest */
+		ev(s, 10, i, 1);  /* sync node i */
+	}
+	ev(s, 1, 0, 20);
+}
+
+static void gen_raft(void)
+{
+	struct script s = { .n = 0 };
+	s.b[s.n++] = 0; /* 3 nodes, seed 0 */
+	ev_round(&s, 0, 8);
+	ev(&s, 9 | 0x30, 0, 3); /* proposals on node 0 */
+	ev(&s, 9 | 0x50, 1, 3);
+	ev_round(&s, 0, 2);
+	ev_round(&s, 1, 2);
+	put("raft", "elect-propose", s.b, s.n);
+
+	ev(&s, 12, 0, 1); /* crash node 0, elect another */
+	ev_round(&s, 1, 10);
+	ev_round(&s, 2, 10);
+	ev(&s, 9, 1, 2);
+	ev(&s, 9, 2, 2);
+	ev(&s, 13, 0, 1); /* restart node 0 */
+	ev_round(&s, 1, 3);
+	ev(&s, 14, 1, 1); /* read */
+	ev(&s, 15, 1, 1); /* transfer */
+	ev_round(&s, 1, 3);
+	put("raft", "crash-restart", s.b, s.n);
+
+	s.n = 0;
+	s.b[s.n++] = 2; /* 5 nodes */
+	ev_round(&s, 3, 8);
+	ev(&s, 5, 0, 4);  /* duplicates */
+	ev(&s, 0, 7, 10); /* reordered deliveries */
+	ev(&s, 4, 1, 3);  /* losses */
+	ev(&s, 9, 3, 4);
+	ev(&s, 11, 3, 2); /* partial syncs */
+	ev_round(&s, 3, 4);
+	put("raft", "five-nodes", s.b, s.n);
+}
+
 /* A stream of several frames back to back. */
 static void gen_stream(void)
 {
@@ -223,5 +285,6 @@ int main(int argc, char **argv)
 	gen_entries();
 	gen_stream();
 	gen_records();
+	gen_raft();
 	return failures ? 1 : 0;
 }
