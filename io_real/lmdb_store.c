@@ -36,37 +36,21 @@
  *   L5 a write failing with KEEL_EINVAL/ENOTFOUND/ESTATE changed nothing;
  *      any other failure poisons the batch (commit aborts it, returns it).
  */
-#include "lmdb_store.h"
+#include "lmdb_store_int.h"
 
 #include <errno.h>
-#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <xxhash.h>
 
 #include "../core/assert.h"
 #include "../core/err.h"
 #include "../core/record.h"
 
-#define CHAIN_HEADER_BYTES 8u
-#define CHAIN_BYTES_MAX \
-	(16u * (CHAIN_HEADER_BYTES + KEEL_KEY_BYTES_MAX + KEEL_VALUE_BYTES_MAX))
-
-static const char META_FORMAT[] = "format";
-static const char META_IDS[] = "ids";
-static const char META_HARD[] = "hard";
-static const char META_SNAP[] = "snap";
-static const char META_APPLIED[] = "applied";
-
 _Static_assert(LMDB_STORE_KEY_INLINE_MAX <= 511, "LMDB's default key limit");
 
-static void set_error(struct lmdb_store *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void set_error(struct lmdb_store *s, const char *fmt, ...)
+void lmdb__set_error(struct lmdb_store *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -74,8 +58,7 @@ static void set_error(struct lmdb_store *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Map an LMDB result to ours; failures of unknown outcome stick (L4). */
-static int mdb_err(struct lmdb_store *s, int mrc, const char *what)
+int lmdb__err(struct lmdb_store *s, int mrc, const char *what)
 {
 	switch (mrc) {
 	case MDB_SUCCESS:
@@ -85,27 +68,17 @@ static int mdb_err(struct lmdb_store *s, int mrc, const char *what)
 	case MDB_MAP_FULL:
 	case MDB_TXN_FULL:
 	case ENOMEM:
-		set_error(s, "%s: %s", what, mdb_strerror(mrc));
+		lmdb__set_error(s, "%s: %s", what, mdb_strerror(mrc));
 		return KEEL_ENOMEM;
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
-		set_error(s, "%s: %s", what, mdb_strerror(mrc));
+		lmdb__set_error(s, "%s: %s", what, mdb_strerror(mrc));
 		return KEEL_ECORRUPT;
 	default:
-		set_error(s, "%s: %s", what, mdb_strerror(mrc));
+		lmdb__set_error(s, "%s: %s", what, mdb_strerror(mrc));
 		s->sticky = KEEL_ESTORAGE;
 		return KEEL_ESTORAGE;
 	}
-}
-
-static MDB_val mv(const void *p, size_t n)
-{
-	return (MDB_val){.mv_size = n, .mv_data = (void *)p};
-}
-
-static MDB_val mv_str(const char *name)
-{
-	return mv(name, strlen(name));
 }
 
 /* ---- transactions -------------------------------------------------------- */
@@ -129,7 +102,7 @@ static int rd_txn(struct lmdb_store *s, MDB_txn **txn)
 			  ? mdb_txn_renew(s->rtxn)
 			  : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
 	if (mrc != 0)
-		return mdb_err(s, mrc, "begin read");
+		return lmdb__err(s, mrc, "begin read");
 	s->rtxn_active = true;
 	*txn = s->rtxn;
 	return 0;
@@ -156,7 +129,7 @@ static int wr_put(struct lmdb_store *s, MDB_dbi dbi, MDB_val k, MDB_val v,
 		  unsigned flags)
 {
 	int mrc = mdb_put(s->wtxn, dbi, &k, &v, flags);
-	return mrc == 0 ? 0 : wr_fail(s, mdb_err(s, mrc, "put"));
+	return mrc == 0 ? 0 : wr_fail(s, lmdb__err(s, mrc, "put"));
 }
 
 /* Delete key; KEEL_ENOTFOUND (batch intact) when absent. */
@@ -165,7 +138,7 @@ static int wr_del(struct lmdb_store *s, MDB_dbi dbi, MDB_val k)
 	int mrc = mdb_del(s->wtxn, dbi, &k, NULL);
 	if (mrc == MDB_NOTFOUND)
 		return KEEL_ENOTFOUND;
-	return mrc == 0 ? 0 : wr_fail(s, mdb_err(s, mrc, "del"));
+	return mrc == 0 ? 0 : wr_fail(s, lmdb__err(s, mrc, "del"));
 }
 
 static int buf_reserve(struct lmdb_store *s, size_t bytes)
@@ -186,39 +159,39 @@ static int buf_reserve(struct lmdb_store *s, size_t bytes)
 static int meta_one(struct lmdb_store *s, MDB_txn *txn, const char *name,
 		    MDB_val *v)
 {
-	MDB_val k = mv_str(name);
+	MDB_val k = lmdb__str(name);
 	int mrc = mdb_get(txn, s->dbi_meta, &k, v);
-	return mrc == 0 ? 0 : mdb_err(s, mrc, "meta get");
+	return mrc == 0 ? 0 : lmdb__err(s, mrc, "meta get");
 }
 
-static int meta_read(struct lmdb_store *s, MDB_txn *txn, struct store_meta *out)
+int lmdb__meta_read(struct lmdb_store *s, MDB_txn *txn, struct store_meta *out)
 {
 	memset(out, 0, sizeof(*out));
 	MDB_val v;
-	int rc = meta_one(s, txn, META_IDS, &v);
+	int rc = meta_one(s, txn, LMDB_META_IDS, &v);
 	if (rc == 0)
 		rc = record_ids_decode(v.mv_data, v.mv_size, &out->cluster_id,
 				       &out->node_id);
 	if (rc == 0 || rc == KEEL_ENOTFOUND)
-		rc = meta_one(s, txn, META_HARD, &v);
+		rc = meta_one(s, txn, LMDB_META_HARD, &v);
 	if (rc == 0)
 		rc = record_hard_decode(v.mv_data, v.mv_size, &out->hard_state);
 	if (rc == 0 || rc == KEEL_ENOTFOUND)
-		rc = meta_one(s, txn, META_SNAP, &v);
+		rc = meta_one(s, txn, LMDB_META_SNAP, &v);
 	if (rc == 0)
 		rc = record_snap_decode(v.mv_data, v.mv_size,
 					&out->snapshot_index,
 					&out->snapshot_term,
 					&out->snapshot_membership);
 	if (rc == 0 || rc == KEEL_ENOTFOUND)
-		rc = meta_one(s, txn, META_APPLIED, &v);
+		rc = meta_one(s, txn, LMDB_META_APPLIED, &v);
 	if (rc == 0)
 		rc = record_applied_decode(v.mv_data, v.mv_size,
 					   &out->applied_index);
 	if (rc == KEEL_ENOTFOUND)
 		rc = 0;
 	if (rc == KEEL_ECORRUPT)
-		set_error(s, "meta record fails its checksum or checks");
+		lmdb__set_error(s, "meta record fails its checksum or checks");
 	return rc;
 }
 
@@ -227,18 +200,18 @@ static int op_meta_get(void *impl, struct store_meta *out)
 	struct lmdb_store *s = impl;
 	MDB_txn *txn = NULL;
 	int rc = rd_txn(s, &txn);
-	return rc != 0 ? rc : meta_read(s, txn, out);
+	return rc != 0 ? rc : lmdb__meta_read(s, txn, out);
 }
 
 static int snapshot_index(struct lmdb_store *s, MDB_txn *txn, uint64_t *index)
 {
-	MDB_val k = mv_str(META_SNAP), v;
+	MDB_val k = lmdb__str(LMDB_META_SNAP), v;
 	int mrc = mdb_get(txn, s->dbi_meta, &k, &v);
 	*index = 0;
 	if (mrc == MDB_NOTFOUND)
 		return 0;
 	if (mrc != 0)
-		return mdb_err(s, mrc, "meta snap");
+		return lmdb__err(s, mrc, "meta snap");
 	uint64_t term;
 	struct membership m;
 	return record_snap_decode(v.mv_data, v.mv_size, index, &term, &m);
@@ -256,14 +229,14 @@ static int bounds(struct lmdb_store *s, MDB_txn *txn, uint64_t *first,
 	MDB_cursor *cur;
 	int mrc = mdb_cursor_open(txn, s->dbi_log, &cur);
 	if (mrc != 0)
-		return mdb_err(s, mrc, "log cursor");
+		return lmdb__err(s, mrc, "log cursor");
 	MDB_val k, v;
 	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	mdb_cursor_close(cur);
 	if (mrc == MDB_NOTFOUND)
 		return 0;
 	if (mrc != 0)
-		return mdb_err(s, mrc, "log last");
+		return lmdb__err(s, mrc, "log last");
 	if (k.mv_size != 8)
 		return KEEL_ECORRUPT;
 	uint64_t l = record_get_u64(k.mv_data);
@@ -290,15 +263,15 @@ static int op_log_get(void *impl, uint64_t index, struct entry *e)
 		return rc;
 	uint8_t key[8];
 	record_put_u64(key, index);
-	MDB_val k = mv(key, 8), v;
+	MDB_val k = lmdb__val(key, 8), v;
 	int mrc = mdb_get(txn, s->dbi_log, &k, &v);
 	if (mrc != 0)
-		return mdb_err(s, mrc, "log get");
+		return lmdb__err(s, mrc, "log get");
 	rc = record_entry_decode(v.mv_data, v.mv_size, e);
 	if (rc == 0 && e->index != index)
 		rc = KEEL_ECORRUPT;
 	if (rc != 0) {
-		set_error(s, "log record %llu fails its checksum or checks",
+		lmdb__set_error(s, "log record %llu fails its checksum or checks",
 			  (unsigned long long)index);
 		return KEEL_ECORRUPT;
 	}
@@ -333,15 +306,8 @@ static void put_u32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-/* One element of a long-key chain. */
-struct link {
-	const uint8_t *key, *val;
-	uint32_t key_bytes, val_bytes;
-	size_t bytes; /* whole element */
-};
-
 /* Parse the element at p[0..n); false when malformed. */
-static bool link_at(const uint8_t *p, size_t n, struct link *l)
+bool lmdb__link_at(const uint8_t *p, size_t n, struct lmdb__link *l)
 {
 	if (n < CHAIN_HEADER_BYTES)
 		return false;
@@ -361,10 +327,10 @@ static bool link_at(const uint8_t *p, size_t n, struct link *l)
 /* Find key in chain c[0..n): 0 with *at its offset, KEEL_ENOTFOUND, or
  * KEEL_ECORRUPT for a malformed chain. */
 static int chain_find(const uint8_t *c, size_t n, const uint8_t *key,
-		      uint32_t key_bytes, size_t *at, struct link *l)
+		      uint32_t key_bytes, size_t *at, struct lmdb__link *l)
 {
 	for (size_t off = 0; off < n; off += l->bytes) {
-		if (!link_at(c + off, n - off, l))
+		if (!lmdb__link_at(c + off, n - off, l))
 			return KEEL_ECORRUPT;
 		if (l->key_bytes == key_bytes &&
 		    memcmp(l->key, key, key_bytes) == 0) {
@@ -389,17 +355,17 @@ static int op_kv_get(void *impl, const uint8_t *key, uint32_t key_bytes,
 	bool is_long = key_bytes > LMDB_STORE_KEY_INLINE_MAX;
 	if (is_long)
 		long_key(key, key_bytes, h);
-	MDB_val k = is_long ? mv(h, 16) : mv(key, key_bytes), v;
+	MDB_val k = is_long ? lmdb__val(h, 16) : lmdb__val(key, key_bytes), v;
 	int mrc = mdb_get(txn, is_long ? s->dbi_kvlong : s->dbi_kv, &k, &v);
 	if (mrc != 0)
-		return mdb_err(s, mrc, "kv get");
+		return lmdb__err(s, mrc, "kv get");
 	if (!is_long) {
 		*val = v.mv_data;
 		*val_bytes = (uint32_t)v.mv_size;
 		return 0;
 	}
 	size_t at;
-	struct link l;
+	struct lmdb__link l;
 	rc = chain_find(v.mv_data, v.mv_size, key, key_bytes, &at, &l);
 	if (rc != 0)
 		return rc;
@@ -415,12 +381,12 @@ static int long_write(struct lmdb_store *s, const uint8_t *key,
 {
 	uint8_t h[16];
 	long_key(key, key_bytes, h);
-	MDB_val k = mv(h, 16), v = mv(NULL, 0);
+	MDB_val k = lmdb__val(h, 16), v = lmdb__val(NULL, 0);
 	int mrc = mdb_get(s->wtxn, s->dbi_kvlong, &k, &v);
 	if (mrc != 0 && mrc != MDB_NOTFOUND)
-		return wr_fail(s, mdb_err(s, mrc, "kv get"));
+		return wr_fail(s, lmdb__err(s, mrc, "kv get"));
 	size_t at = 0;
-	struct link l = {0};
+	struct lmdb__link l = {0};
 	int rc = mrc == 0 ? chain_find(v.mv_data, v.mv_size, key, key_bytes,
 				       &at, &l)
 			  : KEEL_ENOTFOUND;
@@ -453,7 +419,7 @@ static int long_write(struct lmdb_store *s, const uint8_t *key,
 	}
 	if (keep + add == 0)
 		return wr_del(s, s->dbi_kvlong, k);
-	return wr_put(s, s->dbi_kvlong, k, mv(b, keep + add), 0);
+	return wr_put(s, s->dbi_kvlong, k, lmdb__val(b, keep + add), 0);
 }
 
 static int op_kv_put(void *impl, const uint8_t *key, uint32_t key_bytes,
@@ -468,7 +434,7 @@ static int op_kv_put(void *impl, const uint8_t *key, uint32_t key_bytes,
 		return KEEL_EINVAL;
 	if (key_bytes > LMDB_STORE_KEY_INLINE_MAX)
 		return long_write(s, key, key_bytes, val, val_bytes, false);
-	return wr_put(s, s->dbi_kv, mv(key, key_bytes), mv(val, val_bytes), 0);
+	return wr_put(s, s->dbi_kv, lmdb__val(key, key_bytes), lmdb__val(val, val_bytes), 0);
 }
 
 static int op_kv_del(void *impl, const uint8_t *key, uint32_t key_bytes)
@@ -481,7 +447,7 @@ static int op_kv_del(void *impl, const uint8_t *key, uint32_t key_bytes)
 		return KEEL_EINVAL;
 	if (key_bytes > LMDB_STORE_KEY_INLINE_MAX)
 		return long_write(s, key, key_bytes, NULL, 0, true);
-	return wr_del(s, s->dbi_kv, mv(key, key_bytes));
+	return wr_del(s, s->dbi_kv, lmdb__val(key, key_bytes));
 }
 
 /* ---- sessions ------------------------------------------------------------- */
@@ -491,15 +457,15 @@ static int session_read(struct lmdb_store *s, MDB_txn *txn, uint64_t client_id,
 {
 	uint8_t key[8];
 	record_put_u64(key, client_id);
-	MDB_val k = mv(key, 8), v;
+	MDB_val k = lmdb__val(key, 8), v;
 	int mrc = mdb_get(txn, s->dbi_sessions, &k, &v);
 	if (mrc != 0)
-		return mdb_err(s, mrc, "session get");
+		return lmdb__err(s, mrc, "session get");
 	int rc = record_session_decode(v.mv_data, v.mv_size, out);
 	if (rc == 0 && out->client_id != client_id)
 		rc = KEEL_ECORRUPT;
 	if (rc != 0)
-		set_error(s, "session record fails its checksum or checks");
+		lmdb__set_error(s, "session record fails its checksum or checks");
 	return rc;
 }
 
@@ -521,7 +487,7 @@ static int op_session_count(void *impl, uint64_t *count)
 	MDB_stat st;
 	int mrc = mdb_stat(txn, s->dbi_sessions, &st);
 	if (mrc != 0)
-		return mdb_err(s, mrc, "session count");
+		return lmdb__err(s, mrc, "session count");
 	*count = st.ms_entries;
 	return 0;
 }
@@ -536,12 +502,12 @@ static int op_session_oldest(void *impl, struct kv_session *out)
 	MDB_cursor *cur;
 	int mrc = mdb_cursor_open(txn, s->dbi_ages, &cur);
 	if (mrc != 0)
-		return mdb_err(s, mrc, "ages cursor");
+		return lmdb__err(s, mrc, "ages cursor");
 	MDB_val k, v;
 	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	mdb_cursor_close(cur);
 	if (mrc != 0)
-		return mdb_err(s, mrc, "ages first");
+		return lmdb__err(s, mrc, "ages first");
 	if (k.mv_size != 16)
 		return KEEL_ECORRUPT;
 	uint64_t last_index = record_get_u64(k.mv_data);
@@ -556,7 +522,7 @@ static MDB_val age_key(uint8_t buf[16], uint64_t last_index, uint64_t id)
 {
 	record_put_u64(buf, last_index);
 	record_put_u64(buf + 8, id);
-	return mv(buf, 16);
+	return lmdb__val(buf, 16);
 }
 
 /* Remove client_id's session and age key; KEEL_ENOTFOUND if none. */
@@ -572,7 +538,7 @@ static int session_remove(struct lmdb_store *s, uint64_t client_id)
 	record_put_u64(key, client_id);
 	rc = wr_del(s, s->dbi_ages, age_key(ak, old.last_index, client_id));
 	if (rc == 0)
-		rc = wr_del(s, s->dbi_sessions, mv(key, 8));
+		rc = wr_del(s, s->dbi_sessions, lmdb__val(key, 8));
 	return rc == 0 ? 0 : wr_fail(s, rc == KEEL_ENOTFOUND ? KEEL_ECORRUPT : rc);
 }
 
@@ -590,11 +556,11 @@ static int op_session_put(void *impl, const struct kv_session *se)
 	uint8_t key[8], ak[16], rec[RECORD_SESSION_BYTES];
 	record_put_u64(key, se->client_id);
 	size_t n = record_session_encode(se, rec, sizeof(rec));
-	rc = wr_put(s, s->dbi_sessions, mv(key, 8), mv(rec, n), 0);
+	rc = wr_put(s, s->dbi_sessions, lmdb__val(key, 8), lmdb__val(rec, n), 0);
 	if (rc == 0)
 		rc = wr_put(s, s->dbi_ages,
 			    age_key(ak, se->last_index, se->client_id),
-			    mv(NULL, 0), 0);
+			    lmdb__val(NULL, 0), 0);
 	return rc;
 }
 
@@ -610,7 +576,7 @@ static int op_session_del(void *impl, uint64_t client_id)
 static int meta_put(struct lmdb_store *s, const char *name, const uint8_t *rec,
 		    size_t n)
 {
-	return wr_put(s, s->dbi_meta, mv_str(name), mv(rec, n), 0);
+	return wr_put(s, s->dbi_meta, lmdb__str(name), lmdb__val(rec, n), 0);
 }
 
 static int op_set_ids(void *impl, uint64_t cluster_id, keel_node_id node_id)
@@ -621,7 +587,7 @@ static int op_set_ids(void *impl, uint64_t cluster_id, keel_node_id node_id)
 		return rc;
 	uint8_t rec[RECORD_IDS_BYTES];
 	size_t n = record_ids_encode(cluster_id, node_id, rec, sizeof(rec));
-	return meta_put(s, META_IDS, rec, n);
+	return meta_put(s, LMDB_META_IDS, rec, n);
 }
 
 static int op_set_hard_state(void *impl, const struct raft_hard_state *hs)
@@ -632,7 +598,7 @@ static int op_set_hard_state(void *impl, const struct raft_hard_state *hs)
 		return rc;
 	uint8_t rec[RECORD_HARD_BYTES];
 	size_t n = record_hard_encode(hs, rec, sizeof(rec));
-	return meta_put(s, META_HARD, rec, n);
+	return meta_put(s, LMDB_META_HARD, rec, n);
 }
 
 static int op_set_applied(void *impl, uint64_t index)
@@ -643,7 +609,7 @@ static int op_set_applied(void *impl, uint64_t index)
 		return rc;
 	uint8_t rec[RECORD_APPLIED_BYTES];
 	size_t n = record_applied_encode(index, rec, sizeof(rec));
-	return meta_put(s, META_APPLIED, rec, n);
+	return meta_put(s, LMDB_META_APPLIED, rec, n);
 }
 
 /* Delete log entries lo..hi (all present). */
@@ -652,7 +618,7 @@ static int log_del_range(struct lmdb_store *s, uint64_t lo, uint64_t hi)
 	for (uint64_t i = lo; i <= hi && i != 0; i++) {
 		uint8_t key[8];
 		record_put_u64(key, i);
-		int rc = wr_del(s, s->dbi_log, mv(key, 8));
+		int rc = wr_del(s, s->dbi_log, lmdb__val(key, 8));
 		if (rc != 0)
 			return wr_fail(s, rc == KEEL_ENOTFOUND ? KEEL_ECORRUPT : rc);
 	}
@@ -678,12 +644,12 @@ static int op_log_append(void *impl, const struct entry *e, size_t n)
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint8_t key[8];
 		record_put_u64(key, e[i].index);
-		MDB_val k = mv(key, 8);
-		MDB_val v = mv(NULL, record_entry_bytes(&e[i]));
+		MDB_val k = lmdb__val(key, 8);
+		MDB_val v = lmdb__val(NULL, record_entry_bytes(&e[i]));
 		int mrc = mdb_put(s->wtxn, s->dbi_log, &k, &v,
 				  MDB_RESERVE | MDB_APPEND);
 		if (mrc != 0)
-			return wr_fail(s, mdb_err(s, mrc, "log put"));
+			return wr_fail(s, lmdb__err(s, mrc, "log put"));
 		record_entry_encode(&e[i], v.mv_data, v.mv_size);
 	}
 	return rc;
@@ -720,7 +686,7 @@ static int op_log_compact(void *impl, uint64_t index, uint64_t term,
 	uint8_t rec[RECORD_SNAP_BYTES_MAX];
 	size_t n = record_snap_encode(index, term, m, rec, sizeof(rec));
 	rc = log_del_range(s, first, index < last ? index : last);
-	return rc != 0 ? rc : meta_put(s, META_SNAP, rec, n);
+	return rc != 0 ? rc : meta_put(s, LMDB_META_SNAP, rec, n);
 }
 
 /* ---- batches -------------------------------------------------------------- */
@@ -739,13 +705,13 @@ static int op_write_begin(void *impl)
 	int mrc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
 	if (mrc != 0) {
 		s->wtxn = NULL;
-		return mdb_err(s, mrc, "begin write");
+		return lmdb__err(s, mrc, "begin write");
 	}
 	s->batch_rc = 0;
 	return 0;
 }
 
-static void op_write_abort(void *impl)
+void lmdb__write_abort(void *impl)
 {
 	struct lmdb_store *s = impl;
 	if (s->wtxn == NULL)
@@ -762,13 +728,13 @@ static int op_write_commit(void *impl)
 		return s->sticky != 0 ? s->sticky : KEEL_ESTATE;
 	int rc = s->sticky != 0 ? s->sticky : s->batch_rc;
 	if (rc != 0) {
-		op_write_abort(s);
+		lmdb__write_abort(s);
 		return rc;
 	}
 	int mrc = mdb_txn_commit(s->wtxn); /* frees the txn either way */
 	s->wtxn = NULL;
 	if (mrc != 0) { /* unknown outcome: L4 */
-		set_error(s, "commit: %s", mdb_strerror(mrc));
+		lmdb__set_error(s, "commit: %s", mdb_strerror(mrc));
 		s->sticky = KEEL_ESTORAGE;
 		return KEEL_ESTORAGE;
 	}
@@ -786,290 +752,11 @@ static int op_sync(void *impl)
 		return 0;
 	int mrc = mdb_env_sync(s->env, 1);
 	if (mrc != 0) {
-		set_error(s, "sync: %s", mdb_strerror(mrc));
+		lmdb__set_error(s, "sync: %s", mdb_strerror(mrc));
 		s->sticky = KEEL_ESTORAGE;
 		return KEEL_ESTORAGE;
 	}
 	return 0;
-}
-
-/* ---- open and close ------------------------------------------------------- */
-
-/* 1 if dir holds any entry besides . and .., 0 if not, -errno. */
-static int dir_has_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return -errno;
-	int found = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			found = 1;
-			break;
-		}
-	closedir(d);
-	return found;
-}
-
-/* Check the directory before LMDB touches it: 1 if it holds a data.mdb,
- * 0 if it is empty (or was created), else an error. */
-static int check_dir(struct lmdb_store *s, const struct lmdb_store_config *cfg)
-{
-	struct stat st;
-	if (stat(cfg->dir, &st) != 0) {
-		if (errno != ENOENT) {
-			set_error(s, "%s: %s", cfg->dir, strerror(errno));
-			return -errno;
-		}
-		if (!cfg->create || cfg->read_only) {
-			set_error(s, "%s: no such directory", cfg->dir);
-			return KEEL_ENOTFOUND;
-		}
-		if (mkdir(cfg->dir, 0700) != 0) {
-			set_error(s, "mkdir %s: %s", cfg->dir, strerror(errno));
-			return -errno;
-		}
-		return 0;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		set_error(s, "%s is not a directory", cfg->dir);
-		return KEEL_EBADMAGIC;
-	}
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/data.mdb", cfg->dir);
-	if (stat(path, &st) == 0)
-		return 1;
-	int has = dir_has_entries(cfg->dir);
-	if (has < 0) {
-		set_error(s, "%s: %s", cfg->dir, strerror(-has));
-		return has;
-	}
-	if (has) {
-		set_error(s, "%s is not empty and holds no keel store", cfg->dir);
-		return KEEL_EBADMAGIC;
-	}
-	if (!cfg->create || cfg->read_only) {
-		set_error(s, "%s holds no keel store", cfg->dir);
-		return KEEL_ENOTFOUND;
-	}
-	return 0;
-}
-
-static const char *const DB_NAMES[] = {"meta", "log", "kv", "kvlong",
-				       "sessions", "ages"};
-
-/* Open (fresh: create) the databases and check the format marker. */
-static int open_dbs(struct lmdb_store *s, bool fresh)
-{
-	MDB_dbi *slot[] = {&s->dbi_meta, &s->dbi_log, &s->dbi_kv,
-			   &s->dbi_kvlong, &s->dbi_sessions, &s->dbi_ages};
-	MDB_txn *txn;
-	int mrc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0,
-				&txn);
-	if (mrc != 0)
-		return mdb_err(s, mrc, "begin");
-	int rc = 0;
-	if (!fresh) { /* a crash during creation leaves an empty main db */
-		MDB_dbi main;
-		MDB_stat st;
-		if (mdb_dbi_open(txn, NULL, 0, &main) == 0 &&
-		    mdb_stat(txn, main, &st) == 0 && st.ms_entries == 0 &&
-		    !s->read_only)
-			fresh = true;
-	}
-	for (size_t i = 0; i < 6 && rc == 0; i++) {
-		mrc = mdb_dbi_open(txn, DB_NAMES[i], fresh ? MDB_CREATE : 0,
-				   slot[i]);
-		if (mrc == MDB_NOTFOUND || mrc == MDB_INCOMPATIBLE) {
-			set_error(s, "an LMDB file that is not a keel store "
-				     "(no database \"%s\")", DB_NAMES[i]);
-			rc = KEEL_EBADMAGIC;
-		} else if (mrc != 0) {
-			rc = mdb_err(s, mrc, "open database");
-		}
-	}
-	uint8_t rec[RECORD_FORMAT_BYTES];
-	MDB_val k = mv_str(META_FORMAT), v;
-	if (rc == 0 && fresh) {
-		v = mv(rec, record_format_encode(rec, sizeof(rec)));
-		mrc = mdb_put(txn, s->dbi_meta, &k, &v, 0);
-		if (mrc != 0)
-			rc = mdb_err(s, mrc, "write format");
-	} else if (rc == 0) {
-		mrc = mdb_get(txn, s->dbi_meta, &k, &v);
-		rc = mrc == 0 ? record_format_decode(v.mv_data, v.mv_size)
-			      : KEEL_EBADMAGIC;
-		if (rc == KEEL_EBADVERSION)
-			set_error(s, "a keel store of another format version "
-				     "(this build reads version %u)",
-				  RECORD_STORE_VERSION);
-		else if (rc != 0)
-			set_error(s, "not a keel store (bad format record)");
-		if (rc == KEEL_ECORRUPT)
-			rc = KEEL_EBADMAGIC;
-	}
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	mrc = mdb_txn_commit(txn);
-	if (mrc != 0)
-		return mdb_err(s, mrc, "commit");
-	if (fresh && (mrc = mdb_env_sync(s->env, 1)) != 0)
-		return mdb_err(s, mrc, "sync");
-	return 0;
-}
-
-int lmdb_store_open(struct lmdb_store *s, const struct lmdb_store_config *cfg)
-{
-	memset(s, 0, sizeof(*s));
-	s->read_only = cfg->read_only;
-	int exists = check_dir(s, cfg);
-	if (exists < 0)
-		return exists;
-	int mrc = mdb_env_create(&s->env);
-	if (mrc != 0) {
-		set_error(s, "mdb_env_create: %s", mdb_strerror(mrc));
-		return KEEL_ESTORAGE;
-	}
-	uint64_t map = cfg->map_bytes != 0 ? cfg->map_bytes
-					   : LMDB_STORE_MAP_BYTES_DEFAULT;
-	unsigned flags = MDB_NOTLS | MDB_NOMETASYNC |
-			 (cfg->read_only ? MDB_RDONLY : 0);
-	int rc = 0;
-	if ((mrc = mdb_env_set_maxdbs(s->env, LMDB_STORE_DBS_MAX)) != 0 ||
-	    (mrc = mdb_env_set_mapsize(s->env, (size_t)map)) != 0 ||
-	    (mrc = mdb_env_open(s->env, cfg->dir, flags, 0600)) != 0) {
-		if (mrc == MDB_INVALID) {
-			set_error(s, "%s/data.mdb is not an LMDB file", cfg->dir);
-			rc = KEEL_EBADMAGIC;
-		} else if (mrc == MDB_VERSION_MISMATCH) {
-			set_error(s, "%s: LMDB version mismatch", cfg->dir);
-			rc = KEEL_EBADVERSION;
-		} else {
-			set_error(s, "open %s: %s", cfg->dir, mdb_strerror(mrc));
-			rc = mrc > 0 ? -mrc : KEEL_ESTORAGE;
-		}
-	}
-	if (rc == 0)
-		rc = open_dbs(s, exists == 0);
-	if (rc != 0) {
-		char why[LMDB_STORE_ERROR_BYTES];
-		memcpy(why, s->error, sizeof(why));
-		mdb_env_close(s->env);
-		memset(s, 0, sizeof(*s));
-		memcpy(s->error, why, sizeof(why));
-		return rc;
-	}
-	return 0;
-}
-
-void lmdb_store_close(struct lmdb_store *s)
-{
-	if (s->env == NULL)
-		return;
-	op_write_abort(s);
-	if (s->rtxn != NULL)
-		mdb_txn_abort(s->rtxn);
-	mdb_env_close(s->env);
-	free(s->buf);
-	memset(s, 0, sizeof(*s));
-}
-
-/* ---- snapshot iteration --------------------------------------------------- */
-
-int lmdb_snapshot_begin(struct lmdb_store *s, struct lmdb_snapshot *snap)
-{
-	memset(snap, 0, sizeof(*snap));
-	if (s->sticky != 0)
-		return s->sticky;
-	snap->s = s;
-	int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap->txn);
-	if (mrc != 0)
-		return mdb_err(s, mrc, "snapshot begin");
-	int rc = meta_read(s, snap->txn, &snap->meta);
-	if (rc == 0 && (mrc = mdb_cursor_open(snap->txn, s->dbi_kv,
-					      &snap->cur)) != 0)
-		rc = mdb_err(s, mrc, "snapshot cursor");
-	if (rc != 0) {
-		mdb_txn_abort(snap->txn);
-		memset(snap, 0, sizeof(*snap));
-	}
-	return rc;
-}
-
-/* Move to the next phase's database; 0 or an error. */
-static int snap_phase(struct lmdb_snapshot *snap)
-{
-	mdb_cursor_close(snap->cur);
-	snap->cur = NULL;
-	snap->phase++;
-	if (snap->phase >= 3)
-		return 0;
-	MDB_dbi dbi = snap->phase == 1 ? snap->s->dbi_kvlong
-				       : snap->s->dbi_sessions;
-	int mrc = mdb_cursor_open(snap->txn, dbi, &snap->cur);
-	return mrc == 0 ? 0 : mdb_err(snap->s, mrc, "snapshot cursor");
-}
-
-int lmdb_snapshot_next(struct lmdb_snapshot *snap, struct lmdb_snap_item *item)
-{
-	memset(item, 0, sizeof(*item));
-	for (;;) {
-		if (snap->phase >= 3 || snap->txn == NULL)
-			return 0;
-		if (snap->phase == 1 && snap->chain_bytes > 0) {
-			struct link l;
-			if (!link_at(snap->chain, snap->chain_bytes, &l))
-				return KEEL_ECORRUPT;
-			snap->chain += l.bytes;
-			snap->chain_bytes -= l.bytes;
-			item->kind = LMDB_SNAP_KV;
-			item->key = l.key;
-			item->key_bytes = l.key_bytes;
-			item->val = l.val;
-			item->val_bytes = l.val_bytes;
-			return 1;
-		}
-		MDB_val k, v;
-		int mrc = mdb_cursor_get(snap->cur, &k, &v, MDB_NEXT);
-		if (mrc == MDB_NOTFOUND) {
-			int rc = snap_phase(snap);
-			if (rc != 0)
-				return rc;
-			continue;
-		}
-		if (mrc != 0)
-			return mdb_err(snap->s, mrc, "snapshot next");
-		if (snap->phase == 0) {
-			item->kind = LMDB_SNAP_KV;
-			item->key = k.mv_data;
-			item->key_bytes = (uint32_t)k.mv_size;
-			item->val = v.mv_data;
-			item->val_bytes = (uint32_t)v.mv_size;
-			return 1;
-		}
-		if (snap->phase == 1) {
-			snap->chain = v.mv_data;
-			snap->chain_bytes = v.mv_size;
-			continue;
-		}
-		item->kind = LMDB_SNAP_SESSION;
-		if (record_session_decode(v.mv_data, v.mv_size,
-					  &item->session) != 0)
-			return KEEL_ECORRUPT;
-		return 1;
-	}
-}
-
-void lmdb_snapshot_end(struct lmdb_snapshot *snap)
-{
-	if (snap->cur != NULL)
-		mdb_cursor_close(snap->cur);
-	if (snap->txn != NULL)
-		mdb_txn_abort(snap->txn);
-	memset(snap, 0, sizeof(*snap));
 }
 
 static const struct store_ops lmdb_store_ops = {
@@ -1092,7 +779,7 @@ static const struct store_ops lmdb_store_ops = {
 	.session_del = op_session_del,
 	.set_applied = op_set_applied,
 	.write_commit = op_write_commit,
-	.write_abort = op_write_abort,
+	.write_abort = lmdb__write_abort,
 	.sync = op_sync,
 };
 
@@ -1101,3 +788,4 @@ void lmdb_store_bind(struct lmdb_store *s, struct store *out)
 	out->ops = &lmdb_store_ops;
 	out->impl = s;
 }
+

@@ -17,23 +17,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "../core/assert.h"
 #include "../core/err.h"
 #include "../core/record.h"
-
-#define MEM_TOMB ((struct mem_rec *)1)
-#define MAP_CAP_MIN 16u
-
-/* A key/value pair held by a map: key bytes, then value bytes. */
-struct mem_rec {
-	uint64_t hash;
-	uint64_t digest; /* of key and value, summed into the map's digest */
-	uint32_t key_bytes;
-	uint32_t val_bytes;
-	uint8_t bytes[];
-};
 
 /* An encoded log record (core/record.h). */
 struct mem_log_rec {
@@ -61,134 +48,6 @@ static const char META_IDS[] = "ids";
 static const char META_HARD[] = "hard";
 static const char META_SNAP[] = "snap";
 static const char META_APPLIED[] = "applied";
-
-/* ---- hash map ------------------------------------------------------------- */
-
-static uint64_t key_hash(const uint8_t *key, uint32_t key_bytes)
-{
-	return XXH3_64bits(key, key_bytes);
-}
-
-static bool rec_is(const struct mem_rec *r, uint64_t h, const uint8_t *key,
-		   uint32_t key_bytes)
-{
-	return r->hash == h && r->key_bytes == key_bytes &&
-	       memcmp(r->bytes, key, key_bytes) == 0;
-}
-
-/* Slot of key, or UINT32_MAX when absent. */
-static uint32_t map_find(const struct mem_map *m, const uint8_t *key,
-			 uint32_t key_bytes, uint64_t h)
-{
-	if (m->cap == 0)
-		return UINT32_MAX;
-	uint32_t mask = m->cap - 1;
-	for (uint32_t i = (uint32_t)h & mask, n = 0; n < m->cap;
-	     i = (i + 1) & mask, n++) {
-		struct mem_rec *r = m->slots[i];
-		if (r == NULL)
-			return UINT32_MAX;
-		if (r != MEM_TOMB && rec_is(r, h, key, key_bytes))
-			return i;
-	}
-	return UINT32_MAX;
-}
-
-static void map_place(struct mem_map *m, struct mem_rec *r)
-{
-	uint32_t mask = m->cap - 1;
-	uint32_t i = (uint32_t)r->hash & mask;
-	while (m->slots[i] != NULL && m->slots[i] != MEM_TOMB)
-		i = (i + 1) & mask;
-	if (m->slots[i] == NULL)
-		m->used++;
-	m->slots[i] = r;
-	m->count++;
-}
-
-/* Make room for one more entry. 0 or KEEL_ENOMEM. */
-static int map_reserve(struct mem_map *m)
-{
-	if (m->count >= MEM_STORE_KEYS_MAX)
-		return KEEL_ENOMEM;
-	if (m->cap != 0 && (uint64_t)(m->used + 1) * 4 <= (uint64_t)m->cap * 3)
-		return 0;
-	uint32_t cap = m->cap == 0 ? MAP_CAP_MIN : m->cap;
-	while ((uint64_t)(m->count + 1) * 2 > cap)
-		cap *= 2;
-	struct mem_rec **slots = calloc(cap, sizeof(*slots));
-	if (slots == NULL)
-		return KEEL_ENOMEM;
-	struct mem_map old = *m;
-	m->slots = slots;
-	m->cap = cap;
-	m->count = 0;
-	m->used = 0;
-	for (uint32_t i = 0; i < old.cap; i++)
-		if (old.slots[i] != NULL && old.slots[i] != MEM_TOMB)
-			map_place(m, old.slots[i]);
-	KEEL_ASSERT(m->count == old.count);
-	free(old.slots);
-	return 0;
-}
-
-static struct mem_rec *map_get(const struct mem_map *m, const uint8_t *key,
-			       uint32_t key_bytes)
-{
-	uint32_t i = map_find(m, key, key_bytes, key_hash(key, key_bytes));
-	return i == UINT32_MAX ? NULL : m->slots[i];
-}
-
-/* Replace the record of r's key by r (r NULL: remove key k). Never fails:
- * the caller reserved room. Returns the previous record or NULL. */
-static struct mem_rec *map_swap(struct mem_map *m, const uint8_t *key,
-				uint32_t key_bytes, struct mem_rec *r)
-{
-	uint64_t h = key_hash(key, key_bytes);
-	uint32_t i = map_find(m, key, key_bytes, h);
-	struct mem_rec *prev = i == UINT32_MAX ? NULL : m->slots[i];
-	if (prev != NULL)
-		m->digest -= prev->digest;
-	if (r != NULL)
-		m->digest += r->digest;
-	if (prev != NULL && r != NULL) {
-		m->slots[i] = r;
-	} else if (prev != NULL) {
-		m->slots[i] = MEM_TOMB;
-		m->count--;
-	} else if (r != NULL) {
-		KEEL_ASSERT(m->cap != 0);
-		KEEL_ASSERT(m->used < m->cap);
-		map_place(m, r);
-	}
-	return prev;
-}
-
-static void map_free(struct mem_map *m)
-{
-	for (uint32_t i = 0; i < m->cap; i++)
-		if (m->slots[i] != NULL && m->slots[i] != MEM_TOMB)
-			free(m->slots[i]);
-	free(m->slots);
-	memset(m, 0, sizeof(*m));
-}
-
-static struct mem_rec *rec_new(const uint8_t *key, uint32_t key_bytes,
-			       const uint8_t *val, uint32_t val_bytes)
-{
-	struct mem_rec *r = malloc(sizeof(*r) + (size_t)key_bytes + val_bytes);
-	if (r == NULL)
-		return NULL;
-	r->hash = key_hash(key, key_bytes);
-	r->key_bytes = key_bytes;
-	r->val_bytes = val_bytes;
-	memcpy(r->bytes, key, key_bytes);
-	if (val_bytes > 0)
-		memcpy(r->bytes + key_bytes, val, val_bytes);
-	r->digest = XXH3_64bits_withSeed(r->bytes, (size_t)key_bytes + val_bytes,
-					 key_bytes);
-	return r;
-}
 
 /* ---- journal ------------------------------------------------------------- */
 
@@ -238,19 +97,19 @@ static int map_write(struct mem_store *s, struct mem_map *m,
 {
 	int rc = journal_reserve(s);
 	if (rc == 0 && !del)
-		rc = map_reserve(m);
+		rc = mem_map_reserve(m);
 	if (rc != 0)
 		return fail(s, rc);
 	struct mem_rec *r = NULL;
 	if (!del) {
-		r = rec_new(key, key_bytes, val, val_bytes);
+		r = mem_rec_new(key, key_bytes, val, val_bytes);
 		if (r == NULL)
 			return fail(s, KEEL_ENOMEM);
 	}
 	struct mem_jop *j = journal_push(s, JOP_MAP);
 	j->map = m;
 	j->after = r;
-	j->before = map_swap(m, key, key_bytes, r);
+	j->before = mem_map_swap(m, key, key_bytes, r);
 	return 0;
 }
 
@@ -361,9 +220,9 @@ static void undo_one(struct mem_store *s, struct mem_jop *j)
 		const struct mem_rec *k = j->after != NULL ? j->after : j->before;
 		KEEL_ASSERT(k != NULL);
 		if (j->before != NULL)
-			KEEL_ASSERT(map_reserve(j->map) == 0);
+			KEEL_ASSERT(mem_map_reserve(j->map) == 0);
 		struct mem_rec *cur =
-			map_swap(j->map, k->bytes, k->key_bytes, j->before);
+			mem_map_swap(j->map, k->bytes, k->key_bytes, j->before);
 		KEEL_ASSERT(cur == j->after);
 		free(j->after);
 		break;
@@ -420,11 +279,9 @@ static void journal_settle(struct mem_store *s, uint32_t upto)
 static int meta_rec(struct mem_store *s, const char *name,
 		    const struct mem_rec **r)
 {
-	*r = map_get(&s->meta, (const uint8_t *)name, (uint32_t)strlen(name));
+	*r = mem_map_get(&s->meta, (const uint8_t *)name, (uint32_t)strlen(name));
 	return *r == NULL ? KEEL_ENOTFOUND : 0;
 }
-
-#define REC_VAL(r) ((r)->bytes + (r)->key_bytes)
 
 static int op_meta_get(void *impl, struct store_meta *out)
 {
@@ -433,18 +290,18 @@ static int op_meta_get(void *impl, struct store_meta *out)
 	int rc = 0;
 	memset(out, 0, sizeof(*out));
 	if (meta_rec(s, META_IDS, &r) == 0)
-		rc = record_ids_decode(REC_VAL(r), r->val_bytes,
+		rc = record_ids_decode(MEM_REC_VAL(r), r->val_bytes,
 				       &out->cluster_id, &out->node_id);
 	if (rc == 0 && meta_rec(s, META_HARD, &r) == 0)
-		rc = record_hard_decode(REC_VAL(r), r->val_bytes,
+		rc = record_hard_decode(MEM_REC_VAL(r), r->val_bytes,
 					&out->hard_state);
 	if (rc == 0 && meta_rec(s, META_SNAP, &r) == 0)
-		rc = record_snap_decode(REC_VAL(r), r->val_bytes,
+		rc = record_snap_decode(MEM_REC_VAL(r), r->val_bytes,
 					&out->snapshot_index,
 					&out->snapshot_term,
 					&out->snapshot_membership);
 	if (rc == 0 && meta_rec(s, META_APPLIED, &r) == 0)
-		rc = record_applied_decode(REC_VAL(r), r->val_bytes,
+		rc = record_applied_decode(MEM_REC_VAL(r), r->val_bytes,
 					   &out->applied_index);
 	if (rc != 0)
 		s->stats.corrupt_reads++;
@@ -486,10 +343,10 @@ static int op_kv_get(void *impl, const uint8_t *key, uint32_t key_bytes,
 	struct mem_store *s = impl;
 	if (!key_ok(key, key_bytes))
 		return KEEL_EINVAL;
-	const struct mem_rec *r = map_get(&s->kv, key, key_bytes);
+	const struct mem_rec *r = mem_map_get(&s->kv, key, key_bytes);
 	if (r == NULL)
 		return KEEL_ENOTFOUND;
-	*val = REC_VAL(r);
+	*val = MEM_REC_VAL(r);
 	*val_bytes = r->val_bytes;
 	return 0;
 }
@@ -505,10 +362,10 @@ static int op_session_get(void *impl, uint64_t client_id,
 	struct mem_store *s = impl;
 	uint8_t key[8];
 	session_key(client_id, key);
-	const struct mem_rec *r = map_get(&s->sessions, key, 8);
+	const struct mem_rec *r = mem_map_get(&s->sessions, key, 8);
 	if (r == NULL)
 		return KEEL_ENOTFOUND;
-	int rc = record_session_decode(REC_VAL(r), r->val_bytes, out);
+	int rc = record_session_decode(MEM_REC_VAL(r), r->val_bytes, out);
 	if (rc == 0 && out->client_id != client_id)
 		rc = KEEL_ECORRUPT;
 	if (rc != 0)
@@ -529,10 +386,10 @@ static int op_session_oldest(void *impl, struct kv_session *out)
 	bool found = false;
 	for (uint32_t i = 0; i < s->sessions.cap; i++) {
 		const struct mem_rec *r = s->sessions.slots[i];
-		if (r == NULL || r == MEM_TOMB)
+		if (r == NULL || r == MEM_MAP_TOMB)
 			continue;
 		struct kv_session se;
-		if (record_session_decode(REC_VAL(r), r->val_bytes, &se) != 0) {
+		if (record_session_decode(MEM_REC_VAL(r), r->val_bytes, &se) != 0) {
 			s->stats.corrupt_reads++;
 			return KEEL_ECORRUPT;
 		}
@@ -747,7 +604,7 @@ static int op_kv_del(void *impl, const uint8_t *key, uint32_t key_bytes)
 		return rc;
 	if (!key_ok(key, key_bytes))
 		return KEEL_EINVAL;
-	if (map_get(&s->kv, key, key_bytes) == NULL)
+	if (mem_map_get(&s->kv, key, key_bytes) == NULL)
 		return KEEL_ENOTFOUND;
 	rc = map_write(s, &s->kv, key, key_bytes, NULL, 0, true);
 	if (rc == 0)
@@ -777,7 +634,7 @@ static int op_session_del(void *impl, uint64_t client_id)
 		return rc;
 	uint8_t key[8];
 	session_key(client_id, key);
-	if (map_get(&s->sessions, key, 8) == NULL)
+	if (mem_map_get(&s->sessions, key, 8) == NULL)
 		return KEEL_ENOTFOUND;
 	return map_write(s, &s->sessions, key, 8, NULL, 0, true);
 }
@@ -923,9 +780,9 @@ void mem_store_close(struct mem_store *s)
 {
 	op_write_abort(s);
 	journal_settle(s, s->journal_len);
-	map_free(&s->meta);
-	map_free(&s->kv);
-	map_free(&s->sessions);
+	mem_map_free(&s->meta);
+	mem_map_free(&s->kv);
+	mem_map_free(&s->sessions);
 	for (uint32_t i = 0; i < s->log_count; i++)
 		free(s->log[s->log_head + i]);
 	free(s->log);

@@ -38,8 +38,8 @@
 #include <stdint.h>
 
 #include "../core/store.h"
+#include "mem_map.h"
 
-#define MEM_STORE_KEYS_MAX (1u << 22)         /* entries in one map (kv) */
 #define MEM_STORE_LOG_ENTRIES_MAX (1u << 22)  /* entries held in the log */
 #define MEM_STORE_JOURNAL_OPS_MAX (1u << 22)  /* writes not yet durable */
 #define MEM_STORE_VOLATILE_BATCHES_MAX 65536u /* committed, unsynced batches */
@@ -58,17 +58,8 @@ struct mem_store_stats {
 	uint64_t kv_dels;
 };
 
-struct mem_rec;
 struct mem_log_rec;
 struct mem_jop;
-
-struct mem_map {
-	struct mem_rec **slots; /* NULL empty, MEM_TOMB deleted */
-	uint32_t cap;           /* power of two, 0 before first insert */
-	uint32_t count;         /* live entries */
-	uint32_t used;          /* live + tombstones */
-	uint64_t digest;        /* sum of the live records' digests */
-};
 
 struct mem_vbatch {
 	uint32_t journal_end; /* journal length when it committed */

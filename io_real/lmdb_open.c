@@ -1,0 +1,198 @@
+/*
+ * lmdb_open.c: open, create and close the LMDB store: refuse a directory
+ * that is not a keel store, check the format version, create the named
+ * databases of a new store (layout: lmdb_store.c).
+ */
+#include "lmdb_store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "../core/err.h"
+#include "../core/record.h"
+
+/* 1 if dir holds any entry besides . and .., 0 if not, -errno. */
+static int dir_has_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return -errno;
+	int found = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			found = 1;
+			break;
+		}
+	closedir(d);
+	return found;
+}
+
+/* Check the directory before LMDB touches it: 1 if it holds a data.mdb,
+ * 0 if it is empty (or was created), else an error. */
+static int check_dir(struct lmdb_store *s, const struct lmdb_store_config *cfg)
+{
+	struct stat st;
+	if (stat(cfg->dir, &st) != 0) {
+		if (errno != ENOENT) {
+			lmdb__set_error(s, "%s: %s", cfg->dir, strerror(errno));
+			return -errno;
+		}
+		if (!cfg->create || cfg->read_only) {
+			lmdb__set_error(s, "%s: no such directory", cfg->dir);
+			return KEEL_ENOTFOUND;
+		}
+		if (mkdir(cfg->dir, 0700) != 0) {
+			lmdb__set_error(s, "mkdir %s: %s", cfg->dir, strerror(errno));
+			return -errno;
+		}
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		lmdb__set_error(s, "%s is not a directory", cfg->dir);
+		return KEEL_EBADMAGIC;
+	}
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/data.mdb", cfg->dir);
+	if (stat(path, &st) == 0)
+		return 1;
+	int has = dir_has_entries(cfg->dir);
+	if (has < 0) {
+		lmdb__set_error(s, "%s: %s", cfg->dir, strerror(-has));
+		return has;
+	}
+	if (has) {
+		lmdb__set_error(s, "%s is not empty and holds no keel store", cfg->dir);
+		return KEEL_EBADMAGIC;
+	}
+	if (!cfg->create || cfg->read_only) {
+		lmdb__set_error(s, "%s holds no keel store", cfg->dir);
+		return KEEL_ENOTFOUND;
+	}
+	return 0;
+}
+
+static const char *const DB_NAMES[] = {"meta", "log", "kv", "kvlong",
+				       "sessions", "ages"};
+
+/* Open (fresh: create) the databases and check the format marker. */
+static int open_dbs(struct lmdb_store *s, bool fresh)
+{
+	MDB_dbi *slot[] = {&s->dbi_meta, &s->dbi_log, &s->dbi_kv,
+			   &s->dbi_kvlong, &s->dbi_sessions, &s->dbi_ages};
+	MDB_txn *txn;
+	int mrc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0,
+				&txn);
+	if (mrc != 0)
+		return lmdb__err(s, mrc, "begin");
+	int rc = 0;
+	if (!fresh) { /* a crash during creation leaves an empty main db */
+		MDB_dbi main;
+		MDB_stat st;
+		if (mdb_dbi_open(txn, NULL, 0, &main) == 0 &&
+		    mdb_stat(txn, main, &st) == 0 && st.ms_entries == 0 &&
+		    !s->read_only)
+			fresh = true;
+	}
+	for (size_t i = 0; i < 6 && rc == 0; i++) {
+		mrc = mdb_dbi_open(txn, DB_NAMES[i], fresh ? MDB_CREATE : 0,
+				   slot[i]);
+		if (mrc == MDB_NOTFOUND || mrc == MDB_INCOMPATIBLE) {
+			lmdb__set_error(s, "an LMDB file that is not a keel store "
+				     "(no database \"%s\")", DB_NAMES[i]);
+			rc = KEEL_EBADMAGIC;
+		} else if (mrc != 0) {
+			rc = lmdb__err(s, mrc, "open database");
+		}
+	}
+	uint8_t rec[RECORD_FORMAT_BYTES];
+	MDB_val k = lmdb__str(LMDB_META_FORMAT), v;
+	if (rc == 0 && fresh) {
+		v = lmdb__val(rec, record_format_encode(rec, sizeof(rec)));
+		mrc = mdb_put(txn, s->dbi_meta, &k, &v, 0);
+		if (mrc != 0)
+			rc = lmdb__err(s, mrc, "write format");
+	} else if (rc == 0) {
+		mrc = mdb_get(txn, s->dbi_meta, &k, &v);
+		rc = mrc == 0 ? record_format_decode(v.mv_data, v.mv_size)
+			      : KEEL_EBADMAGIC;
+		if (rc == KEEL_EBADVERSION)
+			lmdb__set_error(s, "a keel store of another format version "
+				     "(this build reads version %u)",
+				  RECORD_STORE_VERSION);
+		else if (rc != 0)
+			lmdb__set_error(s, "not a keel store (bad format record)");
+		if (rc == KEEL_ECORRUPT)
+			rc = KEEL_EBADMAGIC;
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc != 0)
+		return lmdb__err(s, mrc, "commit");
+	if (fresh && (mrc = mdb_env_sync(s->env, 1)) != 0)
+		return lmdb__err(s, mrc, "sync");
+	return 0;
+}
+
+int lmdb_store_open(struct lmdb_store *s, const struct lmdb_store_config *cfg)
+{
+	memset(s, 0, sizeof(*s));
+	s->read_only = cfg->read_only;
+	int exists = check_dir(s, cfg);
+	if (exists < 0)
+		return exists;
+	int mrc = mdb_env_create(&s->env);
+	if (mrc != 0) {
+		lmdb__set_error(s, "mdb_env_create: %s", mdb_strerror(mrc));
+		return KEEL_ESTORAGE;
+	}
+	uint64_t map = cfg->map_bytes != 0 ? cfg->map_bytes
+					   : LMDB_STORE_MAP_BYTES_DEFAULT;
+	unsigned flags = MDB_NOTLS | MDB_NOMETASYNC |
+			 (cfg->read_only ? MDB_RDONLY : 0);
+	int rc = 0;
+	if ((mrc = mdb_env_set_maxdbs(s->env, LMDB_STORE_DBS_MAX)) != 0 ||
+	    (mrc = mdb_env_set_mapsize(s->env, (size_t)map)) != 0 ||
+	    (mrc = mdb_env_open(s->env, cfg->dir, flags, 0600)) != 0) {
+		if (mrc == MDB_INVALID) {
+			lmdb__set_error(s, "%s/data.mdb is not an LMDB file", cfg->dir);
+			rc = KEEL_EBADMAGIC;
+		} else if (mrc == MDB_VERSION_MISMATCH) {
+			lmdb__set_error(s, "%s: LMDB version mismatch", cfg->dir);
+			rc = KEEL_EBADVERSION;
+		} else {
+			lmdb__set_error(s, "open %s: %s", cfg->dir, mdb_strerror(mrc));
+			rc = mrc > 0 ? -mrc : KEEL_ESTORAGE;
+		}
+	}
+	if (rc == 0)
+		rc = open_dbs(s, exists == 0);
+	if (rc != 0) {
+		char why[LMDB_STORE_ERROR_BYTES];
+		memcpy(why, s->error, sizeof(why));
+		mdb_env_close(s->env);
+		memset(s, 0, sizeof(*s));
+		memcpy(s->error, why, sizeof(why));
+		return rc;
+	}
+	return 0;
+}
+
+void lmdb_store_close(struct lmdb_store *s)
+{
+	if (s->env == NULL)
+		return;
+	lmdb__write_abort(s);
+	if (s->rtxn != NULL)
+		mdb_txn_abort(s->rtxn);
+	mdb_env_close(s->env);
+	free(s->buf);
+	memset(s, 0, sizeof(*s));
+}
+

@@ -1,0 +1,54 @@
+/*
+ * lmdb_store_int.h: what the LMDB store's files share (lmdb_store.c: reads,
+ * writes and batches; lmdb_open.c: open, format check, close;
+ * lmdb_snapshot.c: snapshot iteration). Not for other modules.
+ */
+#ifndef KEEL_LMDB_STORE_INT_H
+#define KEEL_LMDB_STORE_INT_H
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "lmdb_store.h"
+
+#define CHAIN_HEADER_BYTES 8u
+#define CHAIN_BYTES_MAX \
+	(16u * (CHAIN_HEADER_BYTES + KEEL_KEY_BYTES_MAX + KEEL_VALUE_BYTES_MAX))
+
+#define LMDB_META_FORMAT "format"
+#define LMDB_META_IDS "ids"
+#define LMDB_META_HARD "hard"
+#define LMDB_META_SNAP "snap"
+#define LMDB_META_APPLIED "applied"
+
+static inline MDB_val lmdb__val(const void *p, size_t n)
+{
+	return (MDB_val){.mv_size = n, .mv_data = (void *)p};
+}
+
+static inline MDB_val lmdb__str(const char *name)
+{
+	return lmdb__val(name, strlen(name));
+}
+
+/* Record why the last call failed, in words (s->error). */
+void lmdb__set_error(struct lmdb_store *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Map an LMDB result to ours; failures of unknown outcome stick (L4). */
+int lmdb__err(struct lmdb_store *s, int mrc, const char *what);
+/* Whole meta as of txn; 0, KEEL_ECORRUPT or a store error. */
+int lmdb__meta_read(struct lmdb_store *s, MDB_txn *txn, struct store_meta *out);
+/* Abort the open batch, if any. */
+void lmdb__write_abort(void *impl);
+
+/* One element of a long-key chain (see lmdb_store.c). */
+struct lmdb__link {
+	const uint8_t *key, *val;
+	uint32_t key_bytes, val_bytes;
+	size_t bytes; /* whole element */
+};
+
+/* Parse the chain element at p[0..n); false when malformed. */
+bool lmdb__link_at(const uint8_t *p, size_t n, struct lmdb__link *l);
+
+#endif
