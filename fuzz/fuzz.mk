@@ -14,7 +14,7 @@
 # fuzz/corpus/<target>/ file through bin/fuzz_replay_<target> (the harness
 # linked with fuzz/replay.c and the normal compiler and flags).
 
-FUZZ_TARGETS := frame msg hello request response batch membership record raft
+FUZZ_TARGETS := frame msg hello request response batch membership record raft history
 FUZZ_COMMON := fuzz_eq fuzz_roundtrip
 
 # ---- replay in make test ----------------------------------------------------
@@ -41,7 +41,7 @@ fuzz-list:
 
 FUZZ_DIR := build/fuzz
 FUZZ_GEN_C := $(FUZZ_DIR)/gen/keel.pb-c.c
-FUZZ_LIB_SRCS = $(wildcard core/*.c) io_sim/panic.c $(FUZZ_GEN_C)
+FUZZ_LIB_SRCS = $(wildcard core/*.c) $(wildcard sim/check*.c) io_sim/panic.c $(FUZZ_GEN_C)
 FUZZ_HARNESS_SRCS = $(patsubst %,fuzz/%.c,$(FUZZ_COMMON))
 SECONDS ?= 60
 TARGET ?= msg
@@ -110,6 +110,7 @@ fuzz-afl: $(FUZZ_DIR)/afl/bin/fuzz_$(TARGET)
 FUZZ_COV_FILES = $(or $(FUZZ_COV_$(TARGET)),$(wildcard core/codec*.c))
 FUZZ_COV_record = core/record.c
 FUZZ_COV_raft = $(wildcard core/raft*.c)
+FUZZ_COV_history = $(wildcard sim/check*.c)
 
 # Replays fuzz/corpus/$(TARGET) and the grown build/fuzz/work/$(TARGET).
 fuzz-cov: $(FUZZ_DIR)/cov/bin/fuzz_$(TARGET)
