@@ -32,7 +32,10 @@
  *
  * Persistence of successive readies must complete in order. raft_advance()
  * may be called before step 3 completes (the core keeps unstable entries in
- * memory until raft_persisted()).
+ * memory until raft_persisted()). Between raft_ready() and raft_advance()
+ * the only input allowed is raft_persisted() (the ready's pointers into the
+ * core stay valid until raft_advance()); the others assert. Copy any
+ * after_persist message you still hold at raft_advance().
  */
 #ifndef KEEL_RAFT_H
 #define KEEL_RAFT_H

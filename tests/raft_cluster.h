@@ -232,6 +232,10 @@ static inline void cl_apply(struct cl_node *n, const struct raft_ready *rd)
 		const struct entry *e = &rd->committed[i];
 		if (n->applied_count > 0)
 			ASSERT_U64_EQ(e->index, n->applied[n->applied_count - 1].index + 1);
+		/* released for apply only once durable here */
+		ASSERT_TRUE(e->index > n->snap_index);
+		ASSERT_TRUE(e->index <= n->snap_index + n->dcount);
+		ASSERT_U64_EQ(n->dlog[e->index - n->snap_index - 1].term, e->term);
 		ASSERT_TRUE(n->applied_count < CL_APPLIED_MAX);
 		struct cl_applied *a = &n->applied[n->applied_count++];
 		a->index = e->index;
