@@ -96,10 +96,23 @@ rc=$?
 if [ "$rc" -eq 2 ] && grep -q "m6:2: operation del is not in model register" "$TMP/e6"; then ok; else
 	bad "model mismatch: status $rc, $(cat "$TMP/e6")"; fi
 
-# 7. Unknown: a timeout too short for a hard history gives status 3.
-"$CHECK" --timeout-ms 1 "$DIR/kv/c50-ok.txt" >"$TMP/u" 2>&1
+# 7. Unknown: 40 indeterminate puts make 2^40 configurations to rule out
+# before the stale read at the end is proven illegal: a 1 ms limit gives
+# status 3 and why=timeout.
+{
+	echo "# keel history v1"
+	i=0
+	while [ $i -lt 40 ]; do
+		echo "$i put 'k 'v$i - 0 - info -"
+		i=$((i + 1))
+	done
+	echo "50 put 'k 'x - 100 110 ok -"
+	echo "50 put 'k 'y - 120 130 ok -"
+	echo "50 get 'k - - 140 150 ok 'x"
+} >"$TMP/hard"
+"$CHECK" --timeout-ms 1 "$TMP/hard" >"$TMP/u" 2>&1
 rc=$?
-if [ "$rc" -eq 3 ] && grep -q ' unknown ops=.* why=timeout' "$TMP/u"; then ok; else
+if [ "$rc" -eq 3 ] && grep -q ' unknown ops=43 .*why=timeout' "$TMP/u"; then ok; else
 	bad "tiny timeout: status $rc, $(cat "$TMP/u")"; fi
 
 echo "$pass passed, $fail failed"
