@@ -131,9 +131,22 @@ void disk_job_reset(struct disk_job *j)
 
 /* ---- storage thread ----------------------------------------------------- */
 
-static int persist(struct disk *d, struct disk_job *j)
+static void on_result(void *ctx, const struct kv_result *res)
 {
-	if (!j->hard_state_changed && j->entry_count == 0)
+	struct disk_job *j = ctx;
+	if (grow((void **)&j->results, &j->result_cap, j->result_count + 1,
+		 sizeof *j->results) != 0) {
+		j->err = KEEL_ENOMEM; /* the job fails: sticky storage error */
+		return;
+	}
+	j->results[j->result_count++] = *res;
+}
+
+/* Steps 1 and 2 of disk.h in one write batch, then one sync. */
+static int write_job(struct disk *d, struct disk_job *j)
+{
+	if (!j->hard_state_changed && j->entry_count == 0 &&
+	    j->committed_count == 0)
 		return 0;
 	const struct store_ops *ops = d->store->ops;
 	void *s = d->store->impl;
@@ -146,6 +159,14 @@ static int persist(struct disk *d, struct disk_job *j)
 		const struct disk_segment *sg = &j->segments[i];
 		rc = ops->log_append(s, &j->entries[sg->first], sg->count);
 	}
+	uint64_t t1 = now_ns();
+	if (rc == 0 && j->committed_count > 0) {
+		d->ob.aborted = false;
+		rc = kv_apply(&d->kv, j->committed, j->committed_count, on_result, j);
+		if (rc == 0 && (d->ob.aborted || j->err != 0))
+			rc = j->err != 0 ? j->err : KEEL_ESTORAGE;
+	}
+	j->apply_ns = now_ns() - t1;
 	if (rc != 0) {
 		ops->write_abort(s);
 		return rc;
@@ -156,33 +177,13 @@ static int persist(struct disk *d, struct disk_job *j)
 	return rc;
 }
 
-static void on_result(void *ctx, const struct kv_result *res)
-{
-	struct disk_job *j = ctx;
-	if (grow((void **)&j->results, &j->result_cap, j->result_count + 1,
-		 sizeof *j->results) != 0) {
-		j->err = KEEL_ENOMEM; /* the loop fails these requests */
-		return;
-	}
-	j->results[j->result_count++] = *res;
-}
-
-static int apply(struct disk *d, struct disk_job *j)
-{
-	if (j->committed_count == 0)
-		return 0;
-	/* No sync here: the entries are durable in the log, so an apply lost
-	 * in a crash is replayed at restart; the next job's sync covers it. */
-	return kv_apply(d->kv, j->committed, j->committed_count, on_result, j);
-}
-
 static void serve_reads(struct disk *d, struct disk_job *j)
 {
 	for (uint32_t i = 0; i < j->read_count; i++) {
 		struct disk_read *r = &j->reads[i];
 		const uint8_t *v = NULL;
 		uint32_t vb = 0;
-		r->status = kv_get(d->kv, r->key, r->key_bytes, &v, &vb);
+		r->status = kv_get(&d->kv, r->key, r->key_bytes, &v, &vb);
 		if (r->status == 0 && vb > 0) {
 			r->value = malloc(vb);
 			if (r->value == NULL) {
@@ -202,13 +203,8 @@ static void run_job(struct disk *d, struct disk_job *j)
 		return;
 	}
 	uint64_t t0 = now_ns();
-	int rc = persist(d, j);
-	uint64_t t1 = now_ns();
-	if (rc == 0)
-		rc = apply(d, j);
-	uint64_t t2 = now_ns();
-	j->persist_ns = t1 - t0;
-	j->apply_ns = t2 - t1;
+	int rc = write_job(d, j);
+	j->persist_ns = now_ns() - t0 - j->apply_ns;
 	if (rc != 0) {
 		d->sticky_err = rc;
 		j->err = rc;
@@ -254,11 +250,12 @@ static void on_async(uv_async_t *a)
 }
 
 int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
-	       struct kv *kv, disk_done_fn done, void *ctx)
+	       disk_done_fn done, void *ctx)
 {
 	memset(d, 0, sizeof *d);
 	d->store = store;
-	d->kv = kv;
+	onebatch_init(&d->ob, store);
+	kv_init(&d->kv, &d->ob.view, &(struct keel_alloc){ 0 });
 	d->done = done;
 	d->ctx = ctx;
 	pthread_mutex_init(&d->mu, NULL);

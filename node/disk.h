@@ -5,11 +5,10 @@
  * The loop thread builds one job from everything Raft made ready in a loop
  * iteration (group commit) and submits it; at most one job is in flight.
  * The storage thread runs a job in this order:
- *   1. one write batch with the hard state and every log segment, committed
- *      and synced;
- *   2. kv_apply of the committed entries (one batch; durable with the next
- *      sync: the log is, so a crash replays it);
- *   3. the reads of the job, from the state just applied.
+ *   1. one write batch with the hard state, every log segment and kv_apply
+ *      of the committed entries (through a onebatch view), then one commit
+ *      and one sync;
+ *   2. the reads of the job, from the state just applied.
  * Then it posts the job back to the loop (uv_async), which sends the held
  * messages, acknowledges persistence to Raft and answers clients.
  *
@@ -30,6 +29,7 @@
 #include "../core/kv.h"
 #include "../core/msg.h"
 #include "../core/store.h"
+#include "onebatch.h"
 
 #define DISK_SEGMENTS_MAX 64u /* log segments (readies) in one job */
 #define DISK_READS_MAX 8192u  /* reads served by one job */
@@ -86,7 +86,8 @@ typedef void (*disk_done_fn)(void *ctx, struct disk_job *j);
 
 struct disk {
 	struct store *store;
-	struct kv *kv;
+	struct onebatch ob; /* kv_apply runs inside the job's batch */
+	struct kv kv;       /* on ob.view; storage thread only */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -102,7 +103,7 @@ struct disk {
 
 /* Start the storage thread. Returns 0 or a -errno. */
 int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
-	       struct kv *kv, disk_done_fn done, void *ctx);
+	       disk_done_fn done, void *ctx);
 bool disk_busy(const struct disk *d);
 /* Submit j (ownership passes until done(ctx, j) is called on the loop). */
 void disk_submit(struct disk *d, struct disk_job *j);

@@ -512,7 +512,6 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 	s->batch_buf = malloc(KEEL_ENTRY_BYTES_MAX);
 	if (s->read_wait == NULL || s->batch == NULL || s->batch_buf == NULL)
 		return KEEL_ENOMEM;
-	kv_init(&s->kv, s->store, &(struct keel_alloc){ 0 });
 	struct raft_status st;
 	raft_status(s->raft, &st);
 	s->applied_done = st.applied;
@@ -535,7 +534,7 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 	rc = http_listen(s);
 	if (rc != 0)
 		return rc;
-	rc = disk_start(&s->disk, loop, s->store, &s->kv, on_job_done, s);
+	rc = disk_start(&s->disk, loop, s->store, on_job_done, s);
 	if (rc != 0)
 		return rc;
 	uv_timer_init(loop, &s->tick_timer);

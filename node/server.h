@@ -80,7 +80,6 @@ struct server {
 	uv_loop_t *loop;
 	struct raft *raft;
 	struct store *store;
-	struct kv kv;
 	struct net net;
 	struct disk disk;
 	uint64_t cluster_id;
