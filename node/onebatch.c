@@ -25,6 +25,7 @@ static int ob_session_oldest(void *v, struct kv_session *out) { return FWD(sessi
 static int ob_set_ids(void *v, uint64_t c, keel_node_id n) { return FWD(set_ids, c, n); }
 static int ob_set_hard_state(void *v, const struct raft_hard_state *hs) { return FWD(set_hard_state, hs); }
 static int ob_log_append(void *v, const struct entry *e, size_t n) { return FWD(log_append, e, n); }
+static int ob_log_truncate(void *v, uint64_t i) { return FWD(log_truncate, i); }
 static int ob_log_compact(void *v, uint64_t i, uint64_t t, const struct membership *m) { return FWD(log_compact, i, t, m); }
 static int ob_kv_put(void *v, const uint8_t *k, uint32_t kb, const uint8_t *val,
 		     uint32_t vb) { return FWD(kv_put, k, kb, val, vb); }
@@ -68,6 +69,7 @@ static const struct store_ops onebatch_ops = {
 	.set_ids = ob_set_ids,
 	.set_hard_state = ob_set_hard_state,
 	.log_append = ob_log_append,
+	.log_truncate = ob_log_truncate,
 	.log_compact = ob_log_compact,
 	.kv_put = ob_kv_put,
 	.kv_del = ob_kv_del,
