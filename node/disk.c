@@ -172,8 +172,20 @@ static int write_job(struct disk *d, struct disk_job *j)
 		return rc;
 	}
 	rc = ops->write_commit(s);
-	if (rc == 0)
+	/* Only new log entries and a new term or vote must be durable before
+	 * anything that depends on them; the commit index and the applied
+	 * state are rebuilt from the log after a crash, so a job without
+	 * them commits without the extra sync (a later sync covers it). */
+	bool vote_changed = j->hard_state_changed &&
+			    (j->hard_state.term != d->synced_term ||
+			     j->hard_state.vote != d->synced_vote);
+	if (rc == 0 && (j->entry_count > 0 || vote_changed)) {
 		rc = ops->sync(s);
+		if (rc == 0 && j->hard_state_changed) {
+			d->synced_term = j->hard_state.term;
+			d->synced_vote = j->hard_state.vote;
+		}
+	}
 	return rc;
 }
 

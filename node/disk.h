@@ -7,7 +7,7 @@
  * The storage thread runs a job in this order:
  *   1. one write batch with the hard state, every log segment and kv_apply
  *      of the committed entries (through a onebatch view), then one commit
- *      and one sync;
+ *      and, when the job has log entries or a new term or vote, one sync;
  *   2. the reads of the job, from the state just applied.
  * Then it posts the job back to the loop (uv_async), which sends the held
  * messages, acknowledges persistence to Raft and answers clients.
@@ -96,6 +96,8 @@ struct disk {
 	bool stop;
 	bool started;
 	int sticky_err;        /* storage thread only */
+	uint64_t synced_term;  /* storage thread only: hard state last synced */
+	keel_node_id synced_vote;
 	uv_async_t async;
 	disk_done_fn done;
 	void *ctx;
