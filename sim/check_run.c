@@ -54,6 +54,7 @@ void wgl_part_free(struct wgl_part *p)
 	free(p->ent);
 	free(p->ret_of);
 	free(p->rank);
+	free(p->twin);
 	free(p->bits);
 	free(p->key);
 	free(p->stack);
@@ -77,10 +78,39 @@ static void number_ops(struct wgl_part *p, const uint32_t *idx, struct tev *tv)
 	}
 	qsort(tv, p->n, sizeof *tv, tev_cmp);
 	p->ok_count = 0;
-	for (uint32_t i = 0; i < p->n; i++) {
+	while (p->ok_count < p->n && !tv[p->ok_count].is_ret)
+		p->ok_count++;
+	/* The indeterminate ones by invocation too (for find_twins). */
+	for (uint32_t i = p->ok_count; i < p->n; i++)
+		tv[i].time = hops[tv[i].op].invoke_ns;
+	qsort(tv + p->ok_count, p->n - p->ok_count, sizeof *tv, tev_cmp);
+	for (uint32_t i = 0; i < p->n; i++)
 		p->global[i] = tv[i].op;
-		p->ok_count += !tv[i].is_ret;
+}
+
+/* twin[i]: the previous indeterminate op (by invocation) with the same
+ * kind and arguments as i. Returns 0 or KEEL_ENOMEM. */
+static int find_twins(struct wgl_part *p)
+{
+	const struct check_op *hops = p->run->h->ops;
+	struct check_map last = { 0 };
+	for (uint32_t i = 0; i < p->n; i++)
+		p->twin[i] = NO_TWIN;
+	for (uint32_t i = p->ok_count; i < p->n; i++) {
+		const struct check_op *op = &hops[p->global[i]];
+		/* Ids stay far below 2^32 - 16, so the kind fits in expected's place. */
+		uint32_t second = op->kind == CHECK_CAS ? op->expected : 0xfffffff0u + op->kind;
+		uint32_t *v = check_map_get(&last, (uint64_t)op->value << 32 | second, true);
+		if (v == NULL) {
+			check_map_free(&last);
+			return KEEL_ENOMEM;
+		}
+		if (*v != 0)
+			p->twin[i] = *v - 1;
+		*v = i + 1;
 	}
+	check_map_free(&last);
+	return 0;
 }
 
 /* The window: the most ok ops (in invocation order) from an unplaced op u
@@ -170,10 +200,11 @@ int wgl_part_init(struct wgl_part *p, struct wgl_run *run, const uint32_t *idx, 
 	p->ent = malloc(sizeof *p->ent * entries);
 	p->ret_of = calloc(n, sizeof *p->ret_of);
 	p->rank = malloc(sizeof *p->rank * n);
+	p->twin = malloc(sizeof *p->twin * n);
 	p->stack = malloc(sizeof *p->stack * n);
 	p->best = malloc(sizeof *p->best * n);
 	if (!tv || !p->ops || !p->global || !p->zobrist || !p->next || !p->prev || !p->ent ||
-	    !p->ret_of || !p->rank || !p->stack || !p->best) {
+	    !p->ret_of || !p->rank || !p->twin || !p->stack || !p->best) {
 		free(tv);
 		goto out_nomem;
 	}
@@ -193,6 +224,8 @@ int wgl_part_init(struct wgl_part *p, struct wgl_run *run, const uint32_t *idx, 
 	fill_ops(p);
 	build_entries(p, tv);
 	free(tv);
+	if (find_twins(p) != 0)
+		goto out_nomem;
 	if (check_cache_init(&p->cache, &run->budget, key_words, 4 * n) != 0)
 		goto out_nomem;
 	return 0;

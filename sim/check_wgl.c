@@ -20,7 +20,11 @@
  *    siblings never;
  *  - the other callable ops are tried in order of completion time;
  *  - dead_end() rejects a configuration where an unplaced read can no
- *    longer see its value.
+ *    longer see its value;
+ *  - identical indeterminate ops (same kind and arguments) are placed in
+ *    order of invocation: any completion that places the later one first
+ *    stays valid with the two swapped (the earlier one was callable
+ *    whenever the later one was, and neither has a completion time).
  * The cache key holds the set of placed ok ops as a window: every ok op
  * before the window is placed, none after it (an op can only be placed
  * before the lowest unplaced ok op completes, which bounds the window), so
@@ -263,6 +267,16 @@ static uint32_t find_pure(struct wgl_part *p, uint32_t state)
 	return 0;
 }
 
+/* Whether op e's identical predecessor (if any) is placed already. */
+static bool twin_placed(const struct wgl_part *p, uint32_t e)
+{
+	uint32_t t = p->twin[e];
+	if (t == NO_TWIN)
+		return true;
+	uint32_t b = p->ops[t].bit;
+	return (p->bits[b >> 6] >> (b & 63)) & 1;
+}
+
 /* The callable non-pure op with the smallest rank above after (UINT32_MAX:
  * none tried yet): its call entry, or 0. */
 static uint32_t next_candidate(const struct wgl_part *p, uint32_t after)
@@ -274,7 +288,7 @@ static uint32_t next_candidate(const struct wgl_part *p, uint32_t after)
 		if (e & RET_FLAG)
 			break;
 		uint32_t k = p->rank[e];
-		if (k + 1 > after + 1 && k < best_rank && !p->ops[e].pure) {
+		if (k + 1 > after + 1 && k < best_rank && !p->ops[e].pure && twin_placed(p, e)) {
 			best_rank = k;
 			best = cur;
 		}

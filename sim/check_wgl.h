@@ -49,6 +49,7 @@ struct wgl_part {
 	uint32_t *ent;         /* entry -> op, | RET_FLAG for a return */
 	uint32_t *ret_of;      /* op -> its return entry, 0 for indeterminate */
 	uint32_t *rank;        /* op -> position in order of completion */
+	uint32_t *twin;        /* indeterminate op -> the previous identical one, or NO_TWIN */
 	uint64_t *bits;        /* the linearized set: ok ops, then (word-aligned) the others */
 	uint32_t ok_words;
 	uint32_t info_words;
@@ -65,6 +66,7 @@ struct wgl_part {
 };
 
 #define RET_FLAG 0x80000000u
+#define NO_TWIN UINT32_MAX
 #define FRAME_FORCED 0x80000000u
 
 /* Sets up the search for ops idx[0..n) (indices in h->ops) of one key.
