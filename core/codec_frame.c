@@ -93,9 +93,8 @@ int codec_frame_seal(uint32_t type, uint32_t payload_bytes, uint8_t *out,
 		     size_t cap)
 {
 	KEEL_ASSERT(frame_type_known(type));
-	if (payload_bytes > KEEL_FRAME_BYTES_MAX ||
-	    cap < codec_frame_bytes(payload_bytes))
-		return KEEL_ETOOBIG;
+	KEEL_ASSERT(payload_bytes <= KEEL_FRAME_BYTES_MAX); /* callers check */
+	KEEL_ASSERT(cap >= codec_frame_bytes(payload_bytes));
 	put_be32(out, CODEC_MAGIC);
 	out[4] = (uint8_t)CODEC_VERSION;
 	out[5] = (uint8_t)type;

@@ -50,7 +50,8 @@ int codec_pb_frame(uint32_t type, const ProtobufCMessage *pb, uint8_t *out,
 size_t codec_pb_frame_bytes(const ProtobufCMessage *pb);
 
 /* Write the header and checksum of a frame whose payload_bytes are already
- * at out + CODEC_HEADER_BYTES. Returns the frame's bytes or KEEL_ETOOBIG. */
+ * at out + CODEC_HEADER_BYTES. The caller has checked payload_bytes <=
+ * KEEL_FRAME_BYTES_MAX and cap (asserted). Returns the frame's bytes. */
 int codec_frame_seal(uint32_t type, uint32_t payload_bytes, uint8_t *out,
 		     size_t cap);
 

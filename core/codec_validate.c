@@ -24,8 +24,7 @@
 
 int codec_membership_validate(const struct membership *m)
 {
-	if (m->member_count == 0)
-		return KEEL_ERANGE;
+	/* An empty membership fails the voter rule below. */
 	if (m->member_count > KEEL_MEMBERS_MAX)
 		return KEEL_ETOOBIG;
 	uint32_t voters = 0;

@@ -488,6 +488,37 @@ TEST(frame_truncated)
 	ASSERT_EQ(decode_buf((size_t)n), 0);
 }
 
+TEST(frame_truncated_header_reads_nothing_beyond)
+{
+	/* The bytes past n are garbage the header checks would reject: a
+	 * decoder that looked at them would answer something else. */
+	int n = hello_frame();
+	ASSERT_GT(n, 0);
+	for (size_t i = 0; i < CODEC_HEADER_BYTES; i++) {
+		hello_frame();
+		memset(buf + i, 0xff, CODEC_HEADER_BYTES - i);
+		ASSERT_EQ(decode_buf(i), KEEL_ETRUNCATED);
+	}
+}
+
+TEST(decode_refuses_payload_over_frame_limit)
+{
+	uint8_t *big = calloc(1, KEEL_FRAME_BYTES_MAX + 1);
+	ASSERT_TRUE(big != NULL);
+	struct msg m;
+	struct client_request rq;
+	static struct client_response rs;
+	struct codec_hello h;
+	struct codec_decoded d;
+	ASSERT_EQ(codec_msg_decode(big, KEEL_FRAME_BYTES_MAX + 1, NULL, &m, &d), KEEL_ETOOBIG);
+	ASSERT_EQ(codec_request_decode(big, KEEL_FRAME_BYTES_MAX + 1, NULL, &rq, &d), KEEL_ETOOBIG);
+	ASSERT_EQ(codec_response_decode(big, KEEL_FRAME_BYTES_MAX + 1, NULL, &rs, &d), KEEL_ETOOBIG);
+	ASSERT_EQ(codec_hello_decode(big, KEEL_FRAME_BYTES_MAX + 1, &h), KEEL_ETOOBIG);
+	/* Zero bytes are not a message: at the limit the payload is malformed. */
+	ASSERT_EQ(codec_hello_decode(big, KEEL_FRAME_BYTES_MAX, &h), KEEL_EMALFORMED);
+	free(big);
+}
+
 TEST(frame_trailing_bytes)
 {
 	int n = hello_frame();

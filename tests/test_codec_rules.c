@@ -419,6 +419,21 @@ TEST(rule_append_entry_indexes_consecutive)
 	msg_rejected(&m, KEEL_ERANGE);
 }
 
+TEST(rule_append_pointers_present)
+{
+	/* In memory only: counts and sizes need their pointers. */
+	struct msg m;
+	base_append(&m);
+	m.u.append.entries = NULL;
+	ASSERT_EQ(codec_msg_validate(&m), KEEL_ERANGE);
+	base_append(&m);
+	ents[1].data = NULL;
+	ASSERT_EQ(codec_msg_validate(&m), KEEL_ERANGE);
+	sample_snapshot(&m);
+	m.u.snapshot.chunk = NULL;
+	ASSERT_EQ(codec_msg_validate(&m), KEEL_ERANGE);
+}
+
 TEST(rule_append_entry_term_nonzero)
 {
 	struct msg m;
