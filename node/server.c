@@ -151,28 +151,36 @@ static void on_soft(struct server *s, const struct raft_ready *rd)
 
 /* ---- the ready loop -------------------------------------------------------------- */
 
+/* Keep the job's log writes one contiguous run: entries that replace a
+ * suffix (the core truncating a conflict) cut the run at their first index
+ * first; log_append deletes whatever the store holds from there. */
 static int job_add_entries(struct disk_job *j, const struct entry *e, size_t n)
 {
-	/* Extend the previous segment when contiguous; a new one only when the
-	 * core replaces a suffix. */
 	if (n == 0)
 		return 0;
-	if (j->segment_count > 0) {
-		struct disk_segment *sg = &j->segments[j->segment_count - 1];
-		const struct entry *last = &j->entries[sg->first + sg->count - 1];
-		if (e[0].index == last->index + 1 &&
-		    sg->first + sg->count == j->entry_count) {
-			uint32_t before = j->entry_count;
-			uint32_t segs = j->segment_count;
-			int rc = disk_job_add_entries(j, e, n);
-			if (rc != 0)
-				return rc;
-			j->segment_count = segs;
-			sg->count += j->entry_count - before;
-			return 0;
+	if (j->entry_count > 0) {
+		uint64_t first = j->entries[0].index;
+		uint64_t next = j->entries[j->entry_count - 1].index + 1;
+		if (e[0].index < next) {
+			j->entry_count = e[0].index > first ?
+						 (uint32_t)(e[0].index - first) : 0;
+			if (j->entry_count == 0)
+				j->segment_count = 0;
+			else
+				j->segments[0].count = j->entry_count;
 		}
 	}
-	return disk_job_add_entries(j, e, n);
+	if (j->segment_count == 0)
+		return disk_job_add_entries(j, e, n);
+	KEEL_ASSERT(j->segment_count == 1);
+	KEEL_ASSERT(e[0].index == j->entries[j->entry_count - 1].index + 1);
+	uint32_t before = j->entry_count;
+	j->segment_count = 0;
+	int rc = disk_job_add_entries(j, e, n); /* appends a segment 0 .. */
+	j->segment_count = 1;
+	j->segments[0].first = 0;
+	j->segments[0].count = before + (uint32_t)n;
+	return rc;
 }
 
 static void read_released(struct server *s, const struct raft_read *r)
