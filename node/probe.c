@@ -59,10 +59,35 @@ static int closed_by_peer(int fd)
 	}
 }
 
+/* "get:/PATH": an HTTP GET; prints the response; 0 on "200 OK". */
+static int http_get(int fd, const char *path)
+{
+	char req[256];
+	int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+		return 3;
+	char buf[65536];
+	size_t have = 0;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, PROBE_WAIT_MS) <= 0)
+			break;
+		ssize_t r = recv(fd, buf + have, sizeof buf - 1 - have, 0);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		if (have == sizeof buf - 1)
+			break;
+	}
+	buf[have] = '\0';
+	fputs(buf, stdout);
+	return strncmp(buf, "HTTP/1.0 200 OK", 15) == 0 ? 0 : 1;
+}
+
 int probe_run(int argc, char **argv)
 {
 	if (argc != 2) {
-		fprintf(stderr, "usage: keelctl probe HOST:PORT garbage|oversized|truncated|bad-checksum|wrong-cluster-client|wrong-cluster-peer\n");
+		fprintf(stderr, "usage: keelctl probe HOST:PORT garbage|oversized|truncated|bad-checksum|wrong-cluster-client|wrong-cluster-peer|get:/PATH\n");
 		return 2;
 	}
 	int fd = dial(argv[0]);
@@ -71,6 +96,11 @@ int probe_run(int argc, char **argv)
 		return 3;
 	}
 	const char *kind = argv[1];
+	if (strncmp(kind, "get:", 4) == 0) {
+		int rc = http_get(fd, kind + 4);
+		close(fd);
+		return rc;
+	}
 	uint8_t buf[256];
 	size_t n = 0;
 	bool half_close = false;

@@ -8,6 +8,8 @@
  *   bad-checksum   a whole hello frame with one payload byte flipped
  *   wrong-cluster-client / wrong-cluster-peer
  *                  a valid hello with another cluster id
+ *   get:/PATH      not bad input: an HTTP GET of PATH (the --http port);
+ *                  prints the response, exit 0 on 200 OK
  */
 #ifndef KEEL_NODE_PROBE_H
 #define KEEL_NODE_PROBE_H

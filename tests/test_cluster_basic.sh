@@ -65,6 +65,18 @@ for i in 1 2 3; do
 done
 check "writes still commit after the probes" cl_ctl put after probes
 
+# HTTP: /metrics (Prometheus text) and /status (JSON).
+"$KEEL_BIN/keelctl" probe "$(cl_http_addr "$L")" get:/metrics >"$CL_DIR/metrics" 2>&1
+check "GET /metrics answers 200" test $? -eq 0
+check "/metrics counts the refused client" grep -q '^keel_client_cluster_refused_total 1$' "$CL_DIR/metrics"
+check "/metrics counts bad client frames" grep -q '^keel_client_bad_frames_total [1-9]' "$CL_DIR/metrics"
+check "/metrics says leader" grep -q '^keel_role 4$' "$CL_DIR/metrics"
+"$KEEL_BIN/keelctl" probe "$(cl_http_addr "$F")" get:/metrics >"$CL_DIR/metrics.f" 2>&1
+check "/metrics on a follower counts bad peer frames" grep -q '^keel_peer_bad_frames_total [1-9]' "$CL_DIR/metrics.f"
+check "/metrics on a follower counts the refused peer" grep -q '^keel_peer_cluster_refused_total 1$' "$CL_DIR/metrics.f"
+"$KEEL_BIN/keelctl" probe "$(cl_http_addr "$F")" get:/status >"$CL_DIR/status.f" 2>&1
+check "GET /status is JSON naming the leader" grep -q "\"role\":\"follower\",\"term\":[0-9]*,\"leader\":$L," "$CL_DIR/status.f"
+
 # SIGTERM on the leader: it hands leadership over and exits 0.
 cl_signal "$L" TERM
 wait "$(cl_pid "$L")"
@@ -74,4 +86,19 @@ check "SIGTERM: leadership was transferred" grep -q "transferring leadership" "$
 L2=$(cl_wait_leader 10)
 check "a new leader after the hand-off" test -n "$L2" -a "$L2" != "$L"
 check "data survives the hand-off" test "$(cl_ctl get after)" = "probes"
+
+# Restarting with flags that contradict the data directory is refused.
+"$KEEL_BIN/keel" --data "$CL_DIR/n$L" --id 99 >"$CL_DIR/contra" 2>&1
+check "restart with another --id exits 2" test $? -eq 2
+check "and says what DIR holds" grep -q "contradicts .*belongs to node $L" "$CL_DIR/contra"
+"$KEEL_BIN/keel" --data "$CL_DIR/n$L" --listen 127.0.0.1:1 >"$CL_DIR/contra" 2>&1
+check "restart with another --listen exits 2" test $? -eq 2
+check "and names the address DIR holds" grep -q "listens on $(cl_peer_addr "$L")" "$CL_DIR/contra"
+"$KEEL_BIN/keel" --data "$CL_DIR/empty" >"$CL_DIR/contra" 2>&1
+check "an empty DIR without --bootstrap exits 2" test $? -eq 2
+"$KEEL_BIN/keel" --data d --tick-ms x >"$CL_DIR/contra" 2>&1
+check "a bad flag exits 2 naming the flag" grep -q -- "--tick-ms" "$CL_DIR/contra"
+check "--help exits 0" sh -c "'$KEEL_BIN/keel' --help >/dev/null"
+cl_start "$L"
+check "the node restarts from DIR and rejoins" sh -c "sleep 1; '$KEEL_BIN/keelctl' --endpoints $(cl_client_addr "$L") --attempts 20 get after --stale | grep -q probes"
 cl_finish
