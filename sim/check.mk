@@ -15,5 +15,5 @@ bench-check: $(BIN)/keelcheck
 	       if ($$1 ~ /jepsen/) { ec += f["check_ms"]; ep += f["parse_ms"] } \
 	       if (f["check_ms"] > mx) { mx = f["check_ms"]; mf = $$1 } } \
 	     END { printf "etcd set: check_ms=%.3f parse_ms=%.3f\n", ec, ep; \
-	           printf "all:      check_ms=%.3f parse_ms=%.3f (medians of $(BENCH_CHECK_RUNS) runs)\n", c, p; \
+	           printf "all:      check_ms=%.3f parse_ms=%.3f (thread CPU time, medians of $(BENCH_CHECK_RUNS) runs)\n", c, p; \
 	           printf "slowest:  %s check_ms=%.3f\n", mf, mx }'; true

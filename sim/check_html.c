@@ -172,11 +172,13 @@ static void write_bar(FILE *f, const struct check_history *h, uint32_t i, enum m
 		fprintf(f, "\nstep %u of the linearizable prefix", order);
 	else if (m == MARK_STUCK)
 		fputs("\ncannot be placed after the prefix", f);
-	fprintf(f, "</title></rect>\n<text x=\"%u\" y=\"%d\">", x0 + 3, y + 15);
+	/* The label is clipped to its bar by a nested svg. */
+	fprintf(f, "</title></rect>\n<svg x=\"%u\" y=\"%d\" width=\"%u\" height=\"%d\">"
+		   "<text x=\"3\" y=\"15\">", x0, y, x1 > x0 + 4 ? x1 - x0 - 2 : 2, ROW_PX - 8);
 	if (m == MARK_PREFIX)
 		fprintf(f, "#%u ", order);
 	op_text(f, h, op, LABEL_CHARS_MAX);
-	fputs("</text>\n", f);
+	fputs("</text></svg>\n", f);
 }
 
 static int write_picture(FILE *f, const struct check_history *h, const struct check_result *res)
@@ -246,6 +248,29 @@ static int write_picture(FILE *f, const struct check_history *h, const struct ch
 	return 0;
 }
 
+/* Why op does not fit after the prefix, whose value is state. */
+static void write_why(FILE *f, struct check_history *h, const struct check_op *op, uint32_t state)
+{
+	uint32_t next;
+	if (check_step(h, op, state, &next)) {
+		fputs("fits here, but no order of the remaining operations does", f);
+		return;
+	}
+	if (op->kind == CHECK_GET) {
+		fputs("reads ", f);
+		html_val(f, &h->vals, op->result, TOOLTIP_CHARS_MAX);
+	} else if (op->kind == CHECK_CAS && op->result == 1) {
+		fputs("swapped from ", f);
+		html_val(f, &h->vals, op->expected, TOOLTIP_CHARS_MAX);
+	} else if (op->kind == CHECK_CAS) {
+		fputs("did not swap, but would have", f);
+	} else {
+		fputs(op->result ? "found the key" : "found no key", f);
+	}
+	fputs("; the value is ", f);
+	html_val(f, &h->vals, state, TOOLTIP_CHARS_MAX);
+}
+
 static void write_table(FILE *f, struct check_history *h, const struct check_result *res)
 {
 	fputs("<h2>The linearizable prefix, step by step</h2>\n<table><tr><th>step</th>"
@@ -267,11 +292,13 @@ static void write_table(FILE *f, struct check_history *h, const struct check_res
 		fputs("</td></tr>\n", f);
 	}
 	fputs("</table>\n<h2>Cannot be placed next</h2>\n<table><tr><th>client</th>"
-	      "<th>operation</th><th>line</th></tr>\n", f);
+	      "<th>operation</th><th>why</th><th>line</th></tr>\n", f);
 	for (uint32_t j = 0; j < res->stuck_count; j++) {
 		const struct check_op *op = &h->ops[res->stuck[j]];
 		fprintf(f, "<tr><td>%llu</td><td>", (unsigned long long)op->client);
 		op_text(f, h, op, TOOLTIP_CHARS_MAX);
+		fputs("</td><td>", f);
+		write_why(f, h, op, res->prefix_state);
 		fprintf(f, "</td><td>%u</td></tr>\n", op->line);
 	}
 	fputs("</table>\n", f);
