@@ -338,6 +338,7 @@ static void check_roles(const struct raft *r)
 	if (r->vote != KEEL_NODE_NONE)
 		KEEL_ASSERT(r->term > 0);                                /* I2 */
 	if (r->role != RAFT_LEADER) {
+		KEEL_ASSERT(!r->term_unsynced);                          /* E6 */
 		KEEL_ASSERT(r->reads_pending_count == 0);                /* I10 */
 		KEEL_ASSERT(r->transfer_to == KEEL_NODE_NONE);           /* I10 */
 	}

@@ -15,6 +15,11 @@
  *      leadership transfer (raft_in_lease).
  *   E5 only votes from voters of the active membership are counted, each
  *      voter once.
+ *   E6 a leader that won without asking anyone (a single voter) holds its
+ *      appends (after_persist) until its no-op is durable: the hard state
+ *      with its term went in the same or an earlier ready, so a crash cannot
+ *      make it lead the same term twice with different entries (learners
+ *      would otherwise keep the first incarnation's entries).
  */
 #include "err.h"
 #include "mutant.h"
@@ -60,6 +65,7 @@ void raft_become_follower(struct raft *r, uint64_t term, keel_node_id leader)
 	}
 	r->role = RAFT_FOLLOWER;
 	r->leader = leader;
+	r->term_unsynced = false;
 	raft_reset_election_timer(r);
 	if (was_leader) {
 		raft_outbox_purge_appends(r); /* R2 */
@@ -135,10 +141,13 @@ void raft_campaign(struct raft *r, bool prevote, bool transfer)
 	votes_reset(r);
 	int outcome = votes_record(r, r->opt.id, true);
 	if (outcome > 0) { /* a single voter wins at once */
-		if (prevote)
+		if (prevote) {
 			raft_campaign(r, false, transfer);
-		else
+		} else {
+			/* E6: nobody saw our term yet; it may not be durable */
+			r->term_unsynced = true;
 			raft_become_leader(r);
+		}
 		return;
 	}
 	send_vote_requests(r, prevote, transfer);

@@ -121,6 +121,7 @@ struct raft {
 	struct raft_progress progress[KEEL_MEMBERS_MAX];
 	uint32_t progress_count;
 	uint64_t term_start_index; /* index of this term's no-op */
+	bool term_unsynced; /* E6: appends wait until the no-op is durable */
 	uint64_t uncommitted_bytes;
 	uint64_t hb_round;      /* heartbeat rounds started (ctx) */
 	bool hb_round_fresh;    /* round hb_round not yet handed out */

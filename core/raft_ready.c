@@ -174,6 +174,8 @@ void raft_persisted(struct raft *r, uint64_t index, uint64_t term)
 		return;
 	r->log.stable_index = index;
 	KEEL_ASSERT(r->log.stable_index <= raft_log_last(&r->log)); /* I7 */
+	if (r->role == RAFT_LEADER && index >= r->term_start_index)
+		r->term_unsynced = false; /* E6 */
 	if (r->role == RAFT_LEADER)
 		raft_maybe_commit(r);
 }

@@ -78,7 +78,7 @@ void raft_send_append(struct raft *r, struct raft_progress *p, bool heartbeat)
 		uint64_t match = p->match;
 		if (match > 0 && raft_log_term(&r->log, match) == 0)
 			match = 0; /* below what we hold: a bare heartbeat */
-		struct msg *m = raft_send(r, MSG_APPEND, p->id, false);
+		struct msg *m = raft_send(r, MSG_APPEND, p->id, r->term_unsynced);
 		m->u.append.prev_index = match;
 		m->u.append.prev_term = raft_log_term(&r->log, match);
 		m->u.append.commit = match < r->commit ? match : r->commit; /* P6 */
@@ -89,7 +89,7 @@ void raft_send_append(struct raft *r, struct raft_progress *p, bool heartbeat)
 		return;
 	if (p->next <= r->log.snapshot_index)
 		return; /* needs a snapshot (issue 7) */
-	struct msg *m = raft_send(r, MSG_APPEND, p->id, false);
+	struct msg *m = raft_send(r, MSG_APPEND, p->id, r->term_unsynced); /* E6 */
 	struct msg_append *a = &m->u.append;
 	a->prev_index = p->next - 1;
 	a->prev_term = raft_log_term(&r->log, a->prev_index);

@@ -203,6 +203,9 @@ static inline void cl_sync_one(struct cluster *c, struct cl_node *n)
 	cl_dlog_write(n, w.entries, w.entry_count);
 	for (size_t i = 0; i < w.msg_count; i++) {
 		cl_net_push(c, &w.msgs[i]);
+		if (w.msgs[i].type == MSG_APPEND)
+			cl_entries_free((struct entry *)w.msgs[i].u.append.entries,
+					w.msgs[i].u.append.entry_count);
 	}
 	if (w.entry_count > 0 && n->up)
 		raft_persisted(n->r, w.entries[w.entry_count - 1].index,
@@ -263,9 +266,11 @@ static void cl_drain(struct cluster *c, struct cl_node *n)
 		w.msgs = calloc(rd.msg_count + 1, sizeof(struct msg));
 		for (size_t i = 0; i < rd.msg_count; i++) {
 			if (rd.msgs[i].after_persist) {
-				w.msgs[w.msg_count++] = rd.msgs[i].msg;
-				/* after_persist messages carry no entries */
-				ASSERT_TRUE(rd.msgs[i].msg.type != MSG_APPEND);
+				struct msg *m = &w.msgs[w.msg_count++];
+				*m = rd.msgs[i].msg;
+				if (m->type == MSG_APPEND) /* core memory: copy */
+					m->u.append.entries = cl_entries_dup(
+						m->u.append.entries, m->u.append.entry_count);
 			} else {
 				cl_net_push(c, &rd.msgs[i].msg);
 			}
@@ -304,8 +309,13 @@ static inline void cl_crash(struct cluster *c, int i)
 {
 	struct cl_node *n = &c->n[i];
 	for (size_t k = 0; k < n->pending_count; k++) {
-		cl_entries_free(n->pending[k].entries, n->pending[k].entry_count);
-		free(n->pending[k].msgs);
+		struct cl_write *w = &n->pending[k];
+		cl_entries_free(w->entries, w->entry_count);
+		for (size_t j = 0; j < w->msg_count; j++)
+			if (w->msgs[j].type == MSG_APPEND)
+				cl_entries_free((struct entry *)w->msgs[j].u.append.entries,
+						w->msgs[j].u.append.entry_count);
+		free(w->msgs);
 	}
 	n->pending_count = 0;
 	raft_close(n->r);

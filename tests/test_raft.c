@@ -381,3 +381,27 @@ TEST(determinism_same_seed_same_outputs)
 	ASSERT_U64_EQ(h[0], h[1]);
 	ASSERT_NE(h[0], h[2]);
 }
+
+/* A single voter elects itself without asking anyone, so its new term may
+ * not be durable yet: its appends (to learners) wait for its no-op's sync.
+ * Otherwise a crash lets it lead the same term twice with different
+ * entries, and a learner keeps the first incarnation's. */
+TEST(single_voter_appends_wait_for_durable_term)
+{
+	struct cluster c;
+	cl_init(&c, 1, 1, 113);
+	c.n[0].manual_sync = true;
+	ASSERT_GT(cl_tick_until_role_change(&c, 0, 100), 0);
+	ASSERT_EQ(cl_status(&c, 0).role, RAFT_LEADER);
+	uint64_t idx = cl_propose(&c, 0, "first");
+	ASSERT_EQ(cl_find(&c, MSG_APPEND, 1, 2), -1); /* held */
+	cl_crash(&c, 0);                              /* term never synced */
+	c.n[0].manual_sync = false;
+	cl_restart(&c, 0);
+	cl_elect(&c, 0);
+	ASSERT_U64_EQ(cl_propose(&c, 0, "second"), idx);
+	cl_run(&c, 3);
+	cl_assert_logs_equal(&c, 0);
+	ASSERT_U64_EQ(cl_status(&c, 1).applied, idx);
+	cl_free(&c);
+}
