@@ -1,0 +1,45 @@
+#!/bin/sh
+# seeds.sh: the simulator sweep CI runs (through tests/test_sim_seeds.sh in
+# `make test`): every profile on 3 and 5 nodes, plus a determinism check,
+# SEEDS_PER seeds each (fewer under SAN=1). One line per seed; the last line
+# is "N passed, M failed"; exit 1 if any seed failed.
+#
+#   KEEL_BIN=bin sh ci/seeds.sh            SEEDS_PER=N  JOBS=J  OPS=N
+set -u
+BIN=${KEEL_BIN:-bin}
+SAN=${SAN:-0}
+JOBS=${JOBS:-2}
+OPS=${OPS:-400}
+if [ "$SAN" = 1 ]; then
+	SEEDS_PER=${SEEDS_PER:-6}
+else
+	SEEDS_PER=${SEEDS_PER:-150}
+fi
+SIM=$BIN/keelsim
+[ -x "$SIM" ] || { echo "seeds: $SIM not built"; echo "0 passed, 1 failed"; exit 1; }
+
+pass=0
+fail=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+run() { # profile nodes first_seed [extra flags]
+	p=$1 n=$2 first=$3
+	shift 3
+	last=$((first + SEEDS_PER - 1))
+	"$SIM" --seeds "$first:$last" --profile "$p" --nodes "$n" --ops "$OPS" --jobs "$JOBS" "$@" >"$out" 2>&1
+	sed -n "s/^\(seed=.*\)/$p n=$n \1/p; s/^\(  why:.*\)/\1/p; s/^\(replay:.*\)/\1/p; /assertion failed/p" "$out"
+	pass=$((pass + $(grep -c 'result=pass' "$out")))
+	fail=$((fail + $(grep -c 'result=fail' "$out")))
+}
+
+base=1000
+for p in calm net crash disk all swarm; do
+	for n in 3 5; do
+		run "$p" "$n" "$base"
+		base=$((base + 1000))
+	done
+done
+SEEDS_PER=$(( (SEEDS_PER + 3) / 4 )) run swarm 3 90000 --check-determinism
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

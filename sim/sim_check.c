@@ -1,0 +1,255 @@
+/*
+ * sim_check.c: the cross-node safety checks, each its own failure reason.
+ *
+ *   two_leaders      at most one leader per term (every event)
+ *   commit_changed   an index a node considers committed holds the term
+ *                    first seen committed there (every commit advance, and
+ *                    every node's committed prefix in the full check)
+ *   log_matching     two logs with the same term at an index agree on every
+ *                    earlier index (full check, every SIM_FULL_CHECK_EVENTS
+ *                    events and at the end)
+ *   applied_diverged the entries applied by all nodes are prefixes of one
+ *                    sequence: compared by a hash of each entry and of the
+ *                    state machine's results for it (every apply)
+ *   ack_lost         an index whose write was acknowledged to a client was
+ *                    later applied with other contents, or the healed
+ *                    cluster's commit fell below it (end)
+ *   state_diverged   nodes at the same applied index hold equal kv and
+ *                    session state (mem_store digest, at the end)
+ *
+ * Invariants of this module:
+ *  K1 slots[i].hash, once set, never changes (it is what every node must
+ *     apply at i).
+ *  K2 leader_of_term[t], once set, never changes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/assert.h"
+#include "../core/err.h"
+#include "sim.h"
+
+int sim_checks_init(struct sim_checks *c)
+{
+	memset(c, 0, sizeof(*c));
+	return 0;
+}
+
+void sim_checks_free(struct sim_checks *c)
+{
+	free(c->leader_of_term);
+	free(c->slots);
+	memset(c, 0, sizeof(*c));
+}
+
+static bool grow(void **p, uint64_t *cap, uint64_t need, size_t elem,
+		 uint64_t max)
+{
+	if (need < *cap)
+		return true;
+	if (need >= max)
+		return false;
+	uint64_t n = *cap ? *cap : 1024;
+	while (n <= need)
+		n *= 2;
+	if (n > max)
+		n = max;
+	void *q = realloc(*p, n * elem);
+	if (q == NULL)
+		return false;
+	memset((char *)q + *cap * elem, 0, (n - *cap) * elem);
+	*p = q;
+	*cap = n;
+	return true;
+}
+
+static struct sim_slot *slot(struct sim *s, uint64_t index)
+{
+	struct sim_checks *c = &s->chk;
+	if (!grow((void **)&c->slots, &c->slots_cap, index, sizeof(*c->slots),
+		  SIM_LOG_MAX)) {
+		sim_fail(s, "sim_limit", "log index %llu beyond what the checks track",
+			 (unsigned long long)index);
+		return NULL;
+	}
+	return &c->slots[index];
+}
+
+static void check_leader(struct sim *s, const struct raft_status *st)
+{
+	if (st->role != RAFT_LEADER)
+		return;
+	struct sim_checks *c = &s->chk;
+	if (!grow((void **)&c->leader_of_term, &c->terms_cap, st->term,
+		  sizeof(*c->leader_of_term), SIM_TERMS_MAX)) {
+		sim_fail(s, "sim_limit", "term %llu beyond what the checks track",
+			 (unsigned long long)st->term);
+		return;
+	}
+	keel_node_id *l = &c->leader_of_term[st->term];
+	if (*l == KEEL_NODE_NONE)
+		*l = st->id; /* K2 */
+	else if (*l != st->id)
+		sim_fail(s, "two_leaders", "term %llu has leaders n%llu and n%llu",
+			 (unsigned long long)st->term, (unsigned long long)*l,
+			 (unsigned long long)st->id);
+}
+
+static void check_commit_term(struct sim *s, struct sim_node *n, uint64_t i)
+{
+	uint64_t t = raft_term_at(n->raft, i);
+	if (t == 0)
+		return; /* compacted away */
+	struct sim_slot *sl = slot(s, i);
+	if (sl == NULL)
+		return;
+	if (sl->term == 0)
+		sl->term = t;
+	else if (sl->term != t)
+		sim_fail(s, "commit_changed",
+			 "n%u holds term %llu at committed index %llu; committed term is %llu",
+			 n->idx + 1, (unsigned long long)t, (unsigned long long)i,
+			 (unsigned long long)sl->term);
+}
+
+void sim_check_node(struct sim *s, struct sim_node *n)
+{
+	if (n->state != NODE_UP)
+		return;
+	raft_check_invariants(n->raft);
+	struct raft_status st;
+	raft_status(n->raft, &st);
+	check_leader(s, &st);
+	uint64_t from = n->commit_checked + 1;
+	if (from < st.first_index)
+		from = st.first_index;
+	for (uint64_t i = from; i <= st.commit && s->fail_reason == NULL; i++)
+		check_commit_term(s, n, i);
+	if (st.commit > n->commit_checked)
+		n->commit_checked = st.commit;
+}
+
+void sim_check_applied(struct sim *s, struct sim_node *n, const struct entry *e,
+		       uint64_t hash)
+{
+	struct sim_slot *sl = slot(s, e->index);
+	if (sl == NULL)
+		return;
+	if (hash == 0)
+		hash = 1;
+	if (sl->hash == 0) {
+		sl->hash = hash; /* K1 */
+		if (e->index > s->chk.applied_max)
+			s->chk.applied_max = e->index;
+		if (sl->term == 0)
+			sl->term = e->term;
+	} else if (sl->hash != hash) {
+		sim_fail(s, sl->acked ? "ack_lost" : "applied_diverged",
+			 "n%u applied index %llu (term %llu) differently from an earlier apply%s",
+			 n->idx + 1, (unsigned long long)e->index,
+			 (unsigned long long)e->term,
+			 sl->acked ? "; a client was told it succeeded" : "");
+	}
+	if (sl->term != 0 && sl->term != e->term)
+		sim_fail(s, "commit_changed", "n%u applied term %llu at index %llu; committed term %llu",
+			 n->idx + 1, (unsigned long long)e->term,
+			 (unsigned long long)e->index, (unsigned long long)sl->term);
+}
+
+void sim_check_acked(struct sim *s, uint64_t index)
+{
+	struct sim_slot *sl = slot(s, index);
+	if (sl == NULL)
+		return;
+	sl->acked = true;
+	if (index > s->chk.acked_max)
+		s->chk.acked_max = index;
+}
+
+static void check_pair(struct sim *s, struct sim_node *a, struct sim_node *b)
+{
+	struct raft_status sa, sb;
+	raft_status(a->raft, &sa);
+	raft_status(b->raft, &sb);
+	uint64_t hi = sa.last_index < sb.last_index ? sa.last_index : sb.last_index;
+	uint64_t lo = sa.first_index > sb.first_index ? sa.first_index : sb.first_index;
+	bool matched = false;
+	for (uint64_t i = hi; i >= lo && i > 0; i--) {
+		uint64_t ta = raft_term_at(a->raft, i), tb = raft_term_at(b->raft, i);
+		if (ta == tb) {
+			matched = true;
+		} else if (matched) {
+			sim_fail(s, "log_matching",
+				 "n%u and n%u agree above index %llu but differ there (terms %llu, %llu)",
+				 a->idx + 1, b->idx + 1, (unsigned long long)i,
+				 (unsigned long long)ta, (unsigned long long)tb);
+			return;
+		}
+	}
+}
+
+static void check_committed_prefix(struct sim *s, struct sim_node *n)
+{
+	struct raft_status st;
+	raft_status(n->raft, &st);
+	for (uint64_t i = st.first_index; i <= st.commit && s->fail_reason == NULL; i++)
+		check_commit_term(s, n, i);
+}
+
+void sim_check_full(struct sim *s)
+{
+	uint32_t nn = s->opts.nodes;
+	for (uint32_t a = 0; a < nn; a++) {
+		if (s->nodes[a].state != NODE_UP)
+			continue;
+		check_committed_prefix(s, &s->nodes[a]);
+		for (uint32_t b = a + 1; b < nn && s->fail_reason == NULL; b++)
+			if (s->nodes[b].state == NODE_UP)
+				check_pair(s, &s->nodes[a], &s->nodes[b]);
+	}
+	s->chk.events_since_full = 0;
+}
+
+void sim_check_final(struct sim *s)
+{
+	sim_check_full(s);
+	if (s->fail_reason != NULL)
+		return;
+	uint64_t commit_max = 0, applied_max = 0;
+	for (uint32_t i = 0; i < s->opts.nodes; i++) {
+		struct sim_node *n = &s->nodes[i];
+		if (n->state != NODE_UP)
+			continue;
+		struct raft_status st;
+		raft_status(n->raft, &st);
+		if (st.commit > commit_max)
+			commit_max = st.commit;
+		if (n->applied > applied_max)
+			applied_max = n->applied;
+	}
+	if (commit_max < s->chk.applied_max)
+		sim_fail(s, s->chk.acked_max > commit_max ? "ack_lost" : "committed_lost",
+			 "the healed cluster commits through %llu, but index %llu was applied%s",
+			 (unsigned long long)commit_max,
+			 (unsigned long long)s->chk.applied_max,
+			 s->chk.acked_max > commit_max ? " and acknowledged" : "");
+	if (s->fail_reason != NULL)
+		return;
+	uint64_t digest = 0;
+	int holder = -1;
+	for (uint32_t i = 0; i < s->opts.nodes; i++) {
+		struct sim_node *n = &s->nodes[i];
+		if (n->state != NODE_UP || n->applied != applied_max)
+			continue;
+		uint64_t d = mem_store_digest(&n->ms);
+		if (holder < 0) {
+			digest = d;
+			holder = (int)i;
+		} else if (d != digest) {
+			sim_fail(s, "state_diverged",
+				 "n%d and n%u applied through %llu but hold different kv/session state",
+				 holder + 1, i + 1, (unsigned long long)applied_max);
+			return;
+		}
+	}
+}

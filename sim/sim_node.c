@@ -1,0 +1,914 @@
+/*
+ * sim_node.c: one simulated keel node: raft + kv + mem_store + disk model,
+ * driven the way core/raft.h's driver loop says, plus the client request
+ * path of the real node.
+ *
+ * Invariants:
+ *  N1 A node is UP (raft live, ticking), DOWN (crashed, restart pending) or
+ *     FAILED (refused a corrupt record; stays down for the run).
+ *  N2 Every event carries the node's epoch; a crash bumps it, so syncs and
+ *     ticks scheduled before the crash never act after it.
+ *  N3 Syncs complete in issue order (persist ring = disk queue order);
+ *     after_persist messages and raft_persisted() wait for the sync of their
+ *     ready and of every earlier ready.
+ *  N4 Committed entries are applied exactly once per life, consecutively
+ *     from the store's applied index; every applied entry goes through the
+ *     cross-node checks (sim_check.c).
+ *  N5 A client write gets an answer only from the node that accepted it,
+ *     when its command is applied there; NOT_LEADER and BUSY only when it
+ *     was never proposed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/assert.h"
+#include "../core/codec.h"
+#include "../core/err.h"
+#include "../io_sim/panic_ctx.h"
+#include "sim.h"
+
+#define SIM_READY_LOOPS_MAX 100000u
+#define SIM_CLUSTER_ID 0x6b65656cull
+
+static const struct keel_alloc sim_alloc = {0};
+
+static char *node_name(const struct sim_node *n, char buf[8])
+{
+	buf[0] = 'n';
+	buf[1] = (char)('1' + n->idx);
+	buf[2] = 0;
+	return buf;
+}
+
+#define NTRACE(s, n, ...)                                               \
+	do {                                                            \
+		if ((s)->trace.f) {                                     \
+			char nb_[8];                                    \
+			simtrace_text(&(s)->trace, sim_now(s),          \
+				      node_name((n), nb_), __VA_ARGS__); \
+		}                                                       \
+	} while (0)
+
+int sim_node_init(struct sim *s, struct sim_node *n, uint32_t idx)
+{
+	memset(n, 0, sizeof(*n));
+	n->idx = idx;
+	n->state = NODE_DOWN;
+	n->raft = calloc(1, raft_sizeof());
+	if (n->raft == NULL)
+		return KEEL_ENOMEM;
+	int rc = mem_store_init(&n->ms);
+	if (rc != 0)
+		return rc;
+	mem_store_bind(&n->ms, &n->store);
+	simdisk_init(&n->disk, &s->faults.disk);
+	return 0;
+}
+
+static void persist_clear(struct sim_node *n)
+{
+	while (n->persist_count > 0) {
+		struct sim_persist *p = &n->persist[n->persist_head];
+		for (uint32_t i = 0; i < p->msg_count; i++)
+			free(p->msgs[i]);
+		free(p->msgs);
+		memset(p, 0, sizeof(*p));
+		n->persist_head = (n->persist_head + 1) % SIM_PERSIST_MAX;
+		n->persist_count--;
+	}
+}
+
+void sim_node_free(struct sim_node *n)
+{
+	persist_clear(n);
+	if (n->raft_live)
+		raft_close(n->raft);
+	n->raft_live = false;
+	free(n->raft);
+	n->raft = NULL;
+	mem_store_close(&n->ms);
+	free(n->res_hash);
+	n->res_hash = NULL;
+}
+
+keel_node_id sim_node_leader(const struct sim_node *n)
+{
+	if (n->state != NODE_UP)
+		return KEEL_NODE_NONE;
+	struct raft_status st;
+	raft_status(n->raft, &st);
+	return st.leader;
+}
+
+bool sim_node_busy(const struct sim_node *n, uint64_t now_ns)
+{
+	return n->paused && now_ns < n->paused_until_ns;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static struct sim_pkt *encode_msg(struct sim *s, struct sim_node *n,
+				  const struct msg *m)
+{
+	size_t need = codec_msg_encoded_bytes(m);
+	uint8_t *buf = sim_scratch(s, need);
+	int len = codec_msg_encode(m, buf, need);
+	if (len < 0) {
+		sim_fail(s, "codec", "n%u cannot encode msg type %u: %s", n->idx + 1,
+			 m->type, keel_err_name(len));
+		return NULL;
+	}
+	KEEL_ASSERT(m->to >= 1 && m->to <= s->opts.nodes);
+	return sim_pkt_new(n->idx, (uint32_t)(m->to - 1), PKT_PEER, buf,
+			   (uint32_t)len);
+}
+
+static void respond(struct sim *s, struct sim_node *n, uint32_t client_ep,
+		    uint64_t request_id, uint32_t status, const uint8_t *val,
+		    uint32_t val_bytes, bool stale)
+{
+	struct client_response r;
+	memset(&r, 0, sizeof(r));
+	r.request_id = request_id;
+	r.status = status;
+	r.stale = stale;
+	r.value = val;
+	r.value_bytes = val_bytes;
+	if (status == CLIENT_NOT_LEADER)
+		r.leader_id = sim_node_leader(n);
+	size_t need = codec_response_encoded_bytes(&r);
+	uint8_t *buf = sim_scratch(s, need);
+	int len = codec_response_encode(&r, buf, need);
+	if (len < 0) {
+		sim_fail(s, "codec", "n%u cannot encode a response: %s", n->idx + 1,
+			 keel_err_name(len));
+		return;
+	}
+	sim_send(s, n->idx, client_ep, PKT_RESPONSE, buf, (uint32_t)len);
+}
+
+/* ---- persistence -------------------------------------------------------- */
+
+static struct sim_persist *persist_push(struct sim *s, struct sim_node *n,
+					uint64_t commit_id)
+{
+	if (n->persist_count == SIM_PERSIST_MAX) {
+		sim_fail(s, "sim_limit", "n%u: more than %u syncs in flight",
+			 n->idx + 1, SIM_PERSIST_MAX);
+		return NULL;
+	}
+	uint32_t slot = (n->persist_head + n->persist_count) % SIM_PERSIST_MAX;
+	n->persist_count++;
+	struct sim_persist *p = &n->persist[slot];
+	memset(p, 0, sizeof(*p));
+	p->commit_id = commit_id;
+	if (commit_id != 0) {
+		uint64_t at = simdisk_sync(&n->disk, &s->rng_disk, sim_now(s));
+		sim_schedule(s, at, EV_DISK, n->idx, n->epoch, NULL);
+	}
+	return p;
+}
+
+static bool persist_add_msg(struct sim *s, struct sim_persist *p,
+			    struct sim_pkt *pkt)
+{
+	struct sim_pkt **m = realloc(p->msgs, (p->msg_count + 1) * sizeof(*m));
+	if (m == NULL) {
+		free(pkt);
+		sim_fail(s, "sim_limit", "out of memory holding messages");
+		return false;
+	}
+	p->msgs = m;
+	p->msgs[p->msg_count++] = pkt;
+	return true;
+}
+
+static int store_fail(struct sim *s, struct sim_node *n, const char *what, int rc)
+{
+	sim_fail(s, "store", "n%u: %s failed: %s", n->idx + 1, what,
+		 keel_err_name(rc));
+	return rc;
+}
+
+static int write_ready(struct sim *s, struct sim_node *n,
+		       const struct raft_ready *rd)
+{
+	const struct store_ops *op = n->store.ops;
+	void *st = n->store.impl;
+	int rc = op->write_begin(st);
+	if (rc != 0)
+		return store_fail(s, n, "write_begin", rc);
+	if (rd->hard_state_changed &&
+	    (rc = op->set_hard_state(st, &rd->hard_state)) != 0)
+		return store_fail(s, n, "set_hard_state", rc);
+	if (rd->entry_count > 0 &&
+	    (rc = op->log_append(st, rd->entries, rd->entry_count)) != 0)
+		return store_fail(s, n, "log_append", rc);
+	if ((rc = op->write_commit(st)) != 0)
+		return store_fail(s, n, "write_commit", rc);
+	return 0;
+}
+
+/* ---- apply -------------------------------------------------------------- */
+
+static struct sim_waiter *find_write(struct sim_node *n, uint64_t client_id,
+				     uint64_t seq)
+{
+	for (uint32_t i = 0; i < n->waiter_count; i++) {
+		struct sim_waiter *w = &n->waiters[i];
+		if (w->kind == WAIT_WRITE && w->client_id == client_id &&
+		    w->seq == seq)
+			return w;
+	}
+	return NULL;
+}
+
+static void waiter_remove(struct sim_node *n, struct sim_waiter *w)
+{
+	uint32_t i = (uint32_t)(w - n->waiters);
+	KEEL_ASSERT(i < n->waiter_count);
+	n->waiters[i] = n->waiters[--n->waiter_count];
+}
+
+struct apply_ctx {
+	struct sim *s;
+	struct sim_node *n;
+};
+
+static void on_result(void *ctx, const struct kv_result *res)
+{
+	struct apply_ctx *a = ctx;
+	struct sim_node *n = a->n;
+	KEEL_ASSERT(res->index >= n->res_first);
+	uint64_t k = res->index - n->res_first;
+	KEEL_ASSERT(k < n->res_hash_cap);
+	uint64_t h = n->res_hash[k];
+	h = simrng_mix(h ^ res->client_id);
+	h = simrng_mix(h ^ res->seq);
+	h = simrng_mix(h ^ ((uint64_t)res->status << 1 | res->duplicate));
+	n->res_hash[k] = h;
+	struct sim_waiter *w;
+	while ((w = find_write(n, res->client_id, res->seq)) != NULL) {
+		sim_check_acked(a->s, res->index);
+		respond(a->s, n, w->client_ep, w->request_id,
+			kv_status_to_client(res->status), NULL, 0, false);
+		waiter_remove(n, w);
+	}
+}
+
+static uint64_t entry_hash(const struct entry *e)
+{
+	uint64_t h = simrng_mix(e->term ^ ((uint64_t)e->type << 56));
+	h = simrng_mix(h ^ e->index);
+	for (uint32_t i = 0; i < e->data_bytes; i++)
+		h = (h ^ e->data[i]) * 0x100000001b3ull;
+	return simrng_mix(h ^ e->data_bytes);
+}
+
+static void node_apply(struct sim *s, struct sim_node *n,
+		       const struct entry *es, size_t count)
+{
+	if (es[0].index != n->applied + 1) {
+		sim_fail(s, "apply_gap", "n%u: applying %llu after %llu",
+			 n->idx + 1, (unsigned long long)es[0].index,
+			 (unsigned long long)n->applied);
+		return;
+	}
+	if (count > n->res_hash_cap) {
+		uint64_t *h = realloc(n->res_hash, count * sizeof(*h));
+		if (h == NULL) {
+			sim_fail(s, "sim_limit", "out of memory");
+			return;
+		}
+		n->res_hash = h;
+		n->res_hash_cap = count;
+	}
+	memset(n->res_hash, 0, count * sizeof(uint64_t));
+	n->res_first = es[0].index;
+	struct apply_ctx a = {s, n};
+	int rc = kv_apply(&n->kv, es, count, on_result, &a);
+	if (rc != 0) {
+		sim_fail(s, "apply", "n%u: kv_apply %llu..%llu: %s", n->idx + 1,
+			 (unsigned long long)es[0].index,
+			 (unsigned long long)es[count - 1].index,
+			 keel_err_name(rc));
+		return;
+	}
+	for (size_t i = 0; i < count; i++)
+		sim_check_applied(s, n, &es[i], simrng_mix(entry_hash(&es[i]) ^
+							   n->res_hash[i]));
+	n->applied = es[count - 1].index;
+	/* The apply batch is durable once a sync covers it. */
+	persist_push(s, n, mem_store_commit_id(&n->ms));
+}
+
+/* ---- reads and writes from clients -------------------------------------- */
+
+static void serve_reads(struct sim *s, struct sim_node *n)
+{
+	for (uint32_t i = 0; i < n->waiter_count;) {
+		struct sim_waiter *w = &n->waiters[i];
+		if (w->kind != WAIT_READ || !w->has_index ||
+		    w->read_index > n->applied) {
+			i++;
+			continue;
+		}
+		const uint8_t *val = NULL;
+		uint32_t vb = 0;
+		int rc = kv_get(&n->kv, w->key, w->key_bytes, &val, &vb);
+		if (rc == 0)
+			respond(s, n, w->client_ep, w->request_id, CLIENT_OK, val,
+				vb, false);
+		else if (rc == KEEL_ENOTFOUND)
+			respond(s, n, w->client_ep, w->request_id,
+				CLIENT_NOT_FOUND, NULL, 0, false);
+		else
+			store_fail(s, n, "kv_get", rc);
+		waiter_remove(n, w);
+	}
+}
+
+/* Leadership lost: writes in flight have an unknown outcome; reads that
+ * were not confirmed are simply not served. */
+static void fail_waiters(struct sim *s, struct sim_node *n)
+{
+	for (uint32_t i = 0; i < n->waiter_count; i++) {
+		struct sim_waiter *w = &n->waiters[i];
+		if (w->kind == WAIT_READ && w->has_index)
+			continue;
+		respond(s, n, w->client_ep, w->request_id, CLIENT_UNAVAILABLE,
+			NULL, 0, false);
+		w->kind = 0;
+	}
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n->waiter_count; i++)
+		if (n->waiters[i].kind != 0)
+			n->waiters[k++] = n->waiters[i];
+	n->waiter_count = k;
+}
+
+static void fail_batch(struct sim *s, struct sim_node *n, uint32_t status)
+{
+	for (uint32_t i = 0; i < n->batch_count; i++) {
+		struct sim_waiter *w;
+		while ((w = find_write(n, n->batch[i].client_id,
+				       n->batch[i].seq)) != NULL) {
+			respond(s, n, w->client_ep, w->request_id, status, NULL,
+				0, false);
+			waiter_remove(n, w);
+		}
+	}
+	n->batch_count = 0;
+}
+
+/* Propose the gathered client writes as one entry. Group commit: only when
+ * no sync is in flight, or the batch is full. Returns whether it proposed. */
+static bool flush_batch(struct sim *s, struct sim_node *n)
+{
+	if (n->batch_count == 0)
+		return false;
+	if (n->persist_count > 0 && n->batch_count < SIM_BATCH_MAX)
+		return false;
+	size_t need = codec_batch_encoded_bytes(n->batch, n->batch_count);
+	uint8_t *buf = sim_scratch(s, need);
+	int len = codec_batch_encode(n->batch, n->batch_count, buf, need);
+	if (len < 0) {
+		sim_fail(s, "codec", "n%u: batch encode: %s", n->idx + 1,
+			 keel_err_name(len));
+		return false;
+	}
+	uint64_t index = 0;
+	int rc = raft_propose(n->raft, ENTRY_COMMAND, buf, (uint32_t)len, &index);
+	if (rc == 0) {
+		NTRACE(s, n, "propose %u commands at %llu", n->batch_count,
+		       (unsigned long long)index);
+		n->batch_count = 0;
+		return true;
+	}
+	if (rc == KEEL_ENOTLEADER)
+		fail_batch(s, n, CLIENT_NOT_LEADER);
+	else if (rc == KEEL_EBUSY || rc == KEEL_ESTATE)
+		fail_batch(s, n, CLIENT_BUSY);
+	else
+		sim_fail(s, "propose", "n%u: raft_propose: %s", n->idx + 1,
+			 keel_err_name(rc));
+	return false;
+}
+
+static bool copy_bytes(uint8_t *dst, size_t *used, size_t cap,
+		       const uint8_t *src, uint32_t len, const uint8_t **out)
+{
+	if (*used + len > cap)
+		return false;
+	if (len > 0)
+		memcpy(dst + *used, src, len);
+	*out = dst + *used;
+	*used += len;
+	return true;
+}
+
+static void request_write(struct sim *s, struct sim_node *n, uint32_t ep,
+			  const struct client_request *r)
+{
+	if (n->batch_count == SIM_BATCH_MAX || n->waiter_count == SIM_WAITERS_MAX) {
+		respond(s, n, ep, r->request_id, CLIENT_BUSY, NULL, 0, false);
+		return;
+	}
+	struct kv_command *c = &n->batch[n->batch_count];
+	uint8_t *mem = n->batch_bytes[n->batch_count];
+	size_t used = 0, cap = sizeof(n->batch_bytes[0]);
+	*c = r->cmd;
+	if (!copy_bytes(mem, &used, cap, r->cmd.key, r->cmd.key_bytes, &c->key) ||
+	    !copy_bytes(mem, &used, cap, r->cmd.value, r->cmd.value_bytes,
+			&c->value) ||
+	    !copy_bytes(mem, &used, cap, r->cmd.expected, r->cmd.expected_bytes,
+			&c->expected)) {
+		respond(s, n, ep, r->request_id, CLIENT_BAD_REQUEST, NULL, 0, false);
+		return;
+	}
+	if (c->value_bytes == 0)
+		c->value = NULL;
+	if (c->expected_bytes == 0)
+		c->expected = NULL;
+	n->batch_count++;
+	struct sim_waiter *w = &n->waiters[n->waiter_count++];
+	memset(w, 0, sizeof(*w));
+	w->kind = WAIT_WRITE;
+	w->client_ep = ep;
+	w->request_id = r->request_id;
+	w->client_id = r->cmd.client_id;
+	w->seq = r->cmd.seq;
+}
+
+static void request_read(struct sim *s, struct sim_node *n, uint32_t ep,
+			 const struct client_request *r)
+{
+	const struct kv_command *c = &r->cmd;
+	if (c->key_bytes > SIM_VALUE_BYTES_MAX) {
+		respond(s, n, ep, r->request_id, CLIENT_BAD_REQUEST, NULL, 0, false);
+		return;
+	}
+	if (r->consistency == KV_STALE) {
+		const uint8_t *val = NULL;
+		uint32_t vb = 0;
+		int rc = kv_get(&n->kv, c->key, c->key_bytes, &val, &vb);
+		if (rc != 0 && rc != KEEL_ENOTFOUND) {
+			store_fail(s, n, "kv_get", rc);
+			return;
+		}
+		respond(s, n, ep, r->request_id,
+			rc == 0 ? CLIENT_OK : CLIENT_NOT_FOUND, val, vb, true);
+		return;
+	}
+	if (n->waiter_count == SIM_WAITERS_MAX) {
+		respond(s, n, ep, r->request_id, CLIENT_BUSY, NULL, 0, false);
+		return;
+	}
+	uint64_t ctx = ++n->next_ctx;
+	int rc = raft_read_index(n->raft, ctx);
+	if (rc == KEEL_ENOTLEADER) {
+		respond(s, n, ep, r->request_id, CLIENT_NOT_LEADER, NULL, 0, false);
+		return;
+	}
+	if (rc == KEEL_EBUSY) {
+		respond(s, n, ep, r->request_id, CLIENT_BUSY, NULL, 0, false);
+		return;
+	}
+	if (rc != 0) {
+		sim_fail(s, "read_index", "n%u: %s", n->idx + 1, keel_err_name(rc));
+		return;
+	}
+	struct sim_waiter *w = &n->waiters[n->waiter_count++];
+	memset(w, 0, sizeof(*w));
+	w->kind = WAIT_READ;
+	w->client_ep = ep;
+	w->request_id = r->request_id;
+	w->ctx = ctx;
+	w->key_bytes = c->key_bytes;
+	memcpy(w->key, c->key, c->key_bytes);
+}
+
+static void on_request(struct sim *s, struct sim_node *n, struct sim_pkt *p,
+		       const uint8_t *payload, uint32_t plen)
+{
+	struct client_request r;
+	struct codec_decoded d;
+	int rc = codec_request_decode(payload, plen, &sim_alloc, &r, &d);
+	if (rc != 0) {
+		sim_fail(s, "codec", "n%u: request decode: %s", n->idx + 1,
+			 keel_err_name(rc));
+		return;
+	}
+	bool read = r.cmd.op == KV_GET;
+	if (read && r.consistency == KV_STALE)
+		request_read(s, n, p->from, &r);
+	else if (n->role != RAFT_LEADER)
+		respond(s, n, p->from, r.request_id, CLIENT_NOT_LEADER, NULL, 0,
+			false);
+	else if (read)
+		request_read(s, n, p->from, &r);
+	else
+		request_write(s, n, p->from, &r);
+	codec_decoded_free(&d);
+}
+
+/* ---- the driver loop ---------------------------------------------------- */
+
+static void on_soft(struct sim *s, struct sim_node *n,
+		    const struct raft_ready *rd)
+{
+	if (rd->role != n->role || rd->term != n->term)
+		NTRACE(s, n, "%s term %llu leader %llu", raft_role_name(rd->role),
+		       (unsigned long long)rd->term,
+		       (unsigned long long)rd->leader);
+	simtrace_event(&s->trace, sim_now(s), 100 + rd->role, n->idx, rd->term,
+		       rd->leader);
+	bool was_leader = n->role == RAFT_LEADER;
+	n->role = rd->role;
+	n->term = rd->term;
+	if (was_leader && rd->role != RAFT_LEADER) {
+		fail_batch(s, n, CLIENT_NOT_LEADER);
+		fail_waiters(s, n);
+	}
+}
+
+static void on_reads(struct sim *s, struct sim_node *n,
+		     const struct raft_ready *rd)
+{
+	for (size_t i = 0; i < rd->read_count; i++) {
+		const struct raft_read *rr = &rd->reads[i];
+		for (uint32_t k = 0; k < n->waiter_count; k++) {
+			struct sim_waiter *w = &n->waiters[k];
+			if (w->kind != WAIT_READ || w->ctx != rr->ctx)
+				continue;
+			if (rr->err != 0) {
+				respond(s, n, w->client_ep, w->request_id,
+					CLIENT_UNAVAILABLE, NULL, 0, false);
+				waiter_remove(n, w);
+			} else {
+				w->has_index = true;
+				w->read_index = rr->index;
+			}
+			break;
+		}
+	}
+}
+
+static void handle_ready(struct sim *s, struct sim_node *n,
+			 const struct raft_ready *rd)
+{
+	if (rd->soft_changed)
+		on_soft(s, n, rd);
+	for (size_t i = 0; i < rd->msg_count; i++) {
+		if (rd->msgs[i].after_persist)
+			continue;
+		struct sim_pkt *p = encode_msg(s, n, &rd->msgs[i].msg);
+		if (p != NULL)
+			sim_pkt_send(s, p);
+	}
+	struct sim_persist *p = NULL;
+	if (rd->hard_state_changed || rd->entry_count > 0) {
+		if (write_ready(s, n, rd) != 0)
+			return;
+		p = persist_push(s, n, mem_store_commit_id(&n->ms));
+		if (p == NULL)
+			return;
+		if (rd->entry_count > 0) {
+			p->has_ack = true;
+			p->ack_index = rd->entries[rd->entry_count - 1].index;
+			p->ack_term = rd->entries[rd->entry_count - 1].term;
+		}
+	}
+	for (size_t i = 0; i < rd->msg_count; i++) {
+		if (!rd->msgs[i].after_persist)
+			continue;
+		struct sim_pkt *pkt = encode_msg(s, n, &rd->msgs[i].msg);
+		if (pkt == NULL)
+			return;
+		if (p == NULL && n->persist_count == 0) {
+			sim_pkt_send(s, pkt);
+			continue;
+		}
+		if (p == NULL)
+			p = persist_push(s, n, 0); /* completes behind the others */
+		if (p == NULL || !persist_add_msg(s, p, pkt))
+			return;
+	}
+	if (rd->committed_count > 0)
+		node_apply(s, n, rd->committed, rd->committed_count);
+	on_reads(s, n, rd);
+}
+
+static void drain(struct sim *s, struct sim_node *n)
+{
+	simpanic_set(s->opts.seed, n->idx + 1);
+	for (uint32_t loops = 0;; loops++) {
+		KEEL_ASSERT(loops < SIM_READY_LOOPS_MAX);
+		if (n->state != NODE_UP || s->fail_reason != NULL)
+			return;
+		if (raft_has_ready(n->raft)) {
+			struct raft_ready rd;
+			raft_ready(n->raft, &rd);
+			handle_ready(s, n, &rd);
+			raft_advance(n->raft, &rd);
+			continue;
+		}
+		if (!flush_batch(s, n))
+			break;
+	}
+	serve_reads(s, n);
+}
+
+void sim_node_disk_done(struct sim *s, struct sim_node *n, uint64_t epoch)
+{
+	if (epoch != n->epoch || n->state != NODE_UP)
+		return;
+	KEEL_ASSERT(n->persist_count > 0);
+	bool first = true;
+	while (n->persist_count > 0) {
+		struct sim_persist *p = &n->persist[n->persist_head];
+		if (!first && p->commit_id != 0)
+			break; /* its own sync completes later (N3) */
+		first = false;
+		if (p->commit_id != 0) {
+			int rc = mem_store_sync_upto(&n->ms, p->commit_id);
+			if (rc != 0) {
+				store_fail(s, n, "sync", rc);
+				return;
+			}
+		}
+		for (uint32_t i = 0; i < p->msg_count; i++)
+			sim_pkt_send(s, p->msgs[i]);
+		free(p->msgs);
+		struct sim_persist done = *p;
+		memset(p, 0, sizeof(*p));
+		n->persist_head = (n->persist_head + 1) % SIM_PERSIST_MAX;
+		n->persist_count--;
+		if (done.has_ack)
+			raft_persisted(n->raft, done.ack_index, done.ack_term);
+	}
+	drain(s, n);
+}
+
+void sim_node_tick(struct sim *s, struct sim_node *n, uint64_t epoch)
+{
+	if (epoch != n->epoch || n->state != NODE_UP)
+		return;
+	raft_tick(n->raft);
+	drain(s, n);
+	sim_schedule(s, sim_now(s) + n->tick_ns, EV_TICK, n->idx, n->epoch, NULL);
+}
+
+void sim_node_receive(struct sim *s, struct sim_node *n, struct sim_pkt *p)
+{
+	uint32_t type = 0, plen = 0;
+	const uint8_t *payload = NULL;
+	int rc = codec_frame_decode(p->data, p->bytes, &type, &payload, &plen);
+	if (rc != 0) {
+		sim_fail(s, "codec", "n%u: frame decode: %s", n->idx + 1,
+			 keel_err_name(rc));
+		return;
+	}
+	if (type == FRAME_CLIENT_REQUEST) {
+		on_request(s, n, p, payload, plen);
+	} else if (type == FRAME_PEER) {
+		struct msg m;
+		struct codec_decoded d;
+		rc = codec_msg_decode(payload, plen, &sim_alloc, &m, &d);
+		if (rc != 0) {
+			sim_fail(s, "codec", "n%u: msg decode: %s", n->idx + 1,
+				 keel_err_name(rc));
+			return;
+		}
+		simpanic_set(s->opts.seed, n->idx + 1);
+		rc = raft_step(n->raft, &m);
+		codec_decoded_free(&d);
+		if (rc != 0) {
+			sim_fail(s, "step", "n%u: raft_step: %s", n->idx + 1,
+				 keel_err_name(rc));
+			return;
+		}
+	} else {
+		sim_fail(s, "codec", "n%u: unexpected frame type %u", n->idx + 1,
+			 type);
+		return;
+	}
+	drain(s, n);
+}
+
+/* ---- crash and restart -------------------------------------------------- */
+
+void sim_node_crash(struct sim *s, struct sim_node *n, bool torn)
+{
+	KEEL_ASSERT(n->state == NODE_UP);
+	uint64_t tear = torn ? (simrng_next(&s->rng_disk) | 1) : 0;
+	NTRACE(s, n, "crash%s (%u syncs in flight lost)", torn ? " with a torn write" : "",
+	       n->persist_count);
+	simtrace_event(&s->trace, sim_now(s), 200, n->idx, tear, n->persist_count);
+	n->epoch++;
+	n->state = NODE_DOWN;
+	n->paused = false;
+	persist_clear(n);
+	n->waiter_count = 0; /* their clients time out */
+	n->batch_count = 0;
+	raft_close(n->raft);
+	n->raft_live = false;
+	mem_store_crash(&n->ms, tear);
+	simdisk_reset(&n->disk, sim_now(s));
+	n->crashes++;
+}
+
+static void refuse(struct sim *s, struct sim_node *n, uint64_t index, int rc)
+{
+	NTRACE(s, n, "log record %llu unreadable (%s: %s): refusing it; node stops",
+	       (unsigned long long)index, keel_err_name(rc), keel_err_msg(rc));
+	simtrace_event(&s->trace, sim_now(s), 201, n->idx, index, 0);
+	n->state = NODE_FAILED;
+	s->failed_nodes++;
+	s->stats_refused++;
+}
+
+struct loaded_log {
+	struct entry *e;
+	size_t count;
+	uint64_t torn_index; /* 0, or the torn tail record to drop */
+};
+
+static void loaded_free(struct loaded_log *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free((void *)l->e[i].data);
+	free(l->e);
+}
+
+/* Read the log from the store. Returns 0, 1 when the node must stop (a
+ * corrupt record), or < 0 for our own failures. */
+static int load_log(struct sim *s, struct sim_node *n,
+		    struct loaded_log *out)
+{
+	const struct store_ops *op = n->store.ops;
+	void *st = n->store.impl;
+	uint64_t first, last;
+	out->count = 0;
+	out->e = NULL;
+	out->torn_index = 0;
+	int rc = op->log_bounds(st, &first, &last);
+	if (rc != 0)
+		return store_fail(s, n, "log_bounds", rc);
+	if (last >= first) {
+		out->e = calloc(last - first + 1, sizeof(struct entry));
+		if (out->e == NULL)
+			return KEEL_ENOMEM;
+	}
+	for (uint64_t i = first; i <= last; i++) {
+		struct entry e;
+		rc = op->log_get(st, i, &e);
+		if (rc == KEEL_ECORRUPT && i == last) {
+			/* A torn write can only cut the log's last record
+			 * (mem_store.h); corruption faults never pick it. */
+			NTRACE(s, n, "log record %llu torn by the crash: dropped",
+			       (unsigned long long)i);
+			out->torn_index = i;
+			break;
+		}
+		if (rc != 0) {
+			refuse(s, n, i, rc);
+			return 1;
+		}
+		uint8_t *copy = NULL;
+		if (e.data_bytes > 0) {
+			copy = malloc(e.data_bytes);
+			if (copy == NULL)
+				return KEEL_ENOMEM;
+			memcpy(copy, e.data, e.data_bytes);
+		}
+		e.data = copy;
+		out->e[out->count++] = e;
+	}
+	return 0;
+}
+
+/* Recovery: remove the torn record, and a commit index that pointed at it
+ * (commit is relearned from the leader; the entry was never acknowledged,
+ * as acks wait for syncs). Durable before the node serves. */
+static int drop_torn(struct sim *s, struct sim_node *n, struct store_meta *meta,
+		     uint64_t index)
+{
+	const struct store_ops *op = n->store.ops;
+	void *st = n->store.impl;
+	int rc = op->write_begin(st);
+	if (rc == 0)
+		rc = op->log_truncate(st, index);
+	if (rc == 0 && meta->hard_state.commit >= index) {
+		meta->hard_state.commit = index - 1;
+		rc = op->set_hard_state(st, &meta->hard_state);
+	}
+	if (rc == 0)
+		rc = op->write_commit(st);
+	else
+		op->write_abort(st);
+	if (rc == 0)
+		rc = mem_store_sync_upto(&n->ms, mem_store_commit_id(&n->ms));
+	if (rc != 0)
+		return store_fail(s, n, "dropping the torn record", rc);
+	return 0;
+}
+
+static void boot_pristine(struct sim *s, struct sim_node *n,
+			  const struct raft_options *o)
+{
+	struct raft_restore rs;
+	memset(&rs, 0, sizeof(rs));
+	int rc = raft_init(n->raft, o, &rs);
+	if (rc != 0) {
+		sim_fail(s, "restore", "n%u: raft_init: %s", n->idx + 1,
+			 keel_err_name(rc));
+		return;
+	}
+	n->raft_live = true;
+	const struct store_ops *op = n->store.ops;
+	if ((rc = op->write_begin(n->store.impl)) != 0 ||
+	    (rc = op->set_ids(n->store.impl, SIM_CLUSTER_ID, n->idx + 1)) != 0 ||
+	    (rc = op->write_commit(n->store.impl)) != 0) {
+		store_fail(s, n, "set_ids", rc);
+		return;
+	}
+	rc = raft_bootstrap(n->raft, &s->membership);
+	if (rc != 0)
+		sim_fail(s, "restore", "n%u: raft_bootstrap: %s", n->idx + 1,
+			 keel_err_name(rc));
+}
+
+static void boot_restore(struct sim *s, struct sim_node *n,
+			 const struct raft_options *o, struct store_meta *meta)
+{
+	struct loaded_log log;
+	int rc = load_log(s, n, &log);
+	if (rc != 0) {
+		if (rc < 0)
+			sim_fail(s, "store", "n%u: loading the log: %s", n->idx + 1,
+				 keel_err_name(rc));
+		loaded_free(&log);
+		return;
+	}
+	if (log.torn_index != 0 && drop_torn(s, n, meta, log.torn_index) != 0) {
+		loaded_free(&log);
+		return;
+	}
+	struct raft_restore rs;
+	memset(&rs, 0, sizeof(rs));
+	rs.hard_state = meta->hard_state;
+	rs.snapshot_index = meta->snapshot_index;
+	rs.snapshot_term = meta->snapshot_term;
+	rs.snapshot_membership = meta->snapshot_membership;
+	rs.applied_index = meta->applied_index;
+	rs.entries = log.e;
+	rs.entry_count = log.count;
+	rc = raft_init(n->raft, o, &rs);
+	loaded_free(&log);
+	if (rc != 0) {
+		sim_fail(s, "restore", "n%u: raft_init from the store: %s",
+			 n->idx + 1, keel_err_name(rc));
+		return;
+	}
+	n->raft_live = true;
+	n->applied = meta->applied_index;
+}
+
+void sim_node_start(struct sim *s, struct sim_node *n)
+{
+	KEEL_ASSERT(n->state == NODE_DOWN);
+	struct store_meta meta;
+	int rc = n->store.ops->meta_get(n->store.impl, &meta);
+	if (rc != 0) {
+		store_fail(s, n, "meta_get", rc);
+		return;
+	}
+	struct raft_options o;
+	raft_options_default(&o, n->idx + 1, simrng_mix(n->raft_seed + n->restarts));
+	simpanic_set(s->opts.seed, n->idx + 1);
+	n->applied = 0;
+	n->role = RAFT_FOLLOWER;
+	n->term = 0;
+	n->commit_checked = 0;
+	if (meta.cluster_id == 0)
+		boot_pristine(s, n, &o);
+	else
+		boot_restore(s, n, &o, &meta);
+	if (!n->raft_live)
+		return; /* FAILED, or the run failed */
+	kv_init(&n->kv, &n->store, &sim_alloc);
+	n->state = NODE_UP;
+	n->restarts++;
+	NTRACE(s, n, "start: term %llu commit %llu applied %llu",
+	       (unsigned long long)meta.hard_state.term,
+	       (unsigned long long)meta.hard_state.commit,
+	       (unsigned long long)meta.applied_index);
+	simtrace_event(&s->trace, sim_now(s), 202, n->idx, meta.hard_state.term,
+		       meta.applied_index);
+	uint64_t phase = s->faults.aligned_ticks && sim_now(s) == 0
+				 ? n->tick_ns
+				 : simrng_range(&s->rng_faults, 1, n->tick_ns);
+	sim_schedule(s, sim_now(s) + phase, EV_TICK, n->idx, n->epoch, NULL);
+	drain(s, n);
+}
