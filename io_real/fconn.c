@@ -14,12 +14,25 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = sizeof c->rbuf;
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
 static void on_closed(uv_handle_t *h)
 {
 	struct fconn *c = h->data;
 	codec_stream_close(&c->stream);
 	KEEL_ASSERT(c->queued_bytes == 0); /* invariant 2 */
 	c->on_close(c, c->close_reason);
+}
+
+void fconn_pause(struct fconn *c, bool paused)
+{
+	if (c->closing || paused == !c->reading)
+		return;
+	c->reading = !paused;
+	if (paused)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	else
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 void fconn_close(struct fconn *c, int reason)
@@ -60,7 +73,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	if (nread < 0) {
 		/* EOF in the middle of a frame is a truncated frame. */
-		bool partial = !c->stream.frame_ready &&
+		bool partial = c->on_bytes == NULL && !c->stream.frame_ready &&
 			       (c->stream.header_have > 0 || c->stream.buf_have > 0);
 		fconn_close(c, nread != UV_EOF ? (int)nread :
 			       partial ? KEEL_ETRUNCATED : 0);
@@ -69,6 +82,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (c->closing)
 		return;
 	c->bytes_in += (uint64_t)nread;
+	if (c->on_bytes != NULL) {
+		int rc = c->on_bytes(c, c->rbuf, (size_t)nread);
+		if (rc < 0)
+			fconn_close(c, rc);
+		return;
+	}
 	feed(c, c->rbuf, (size_t)nread);
 }
 
@@ -97,7 +116,8 @@ static int start_reading(struct fconn *c)
 
 int fconn_accept(uv_stream_t *server, struct fconn *c)
 {
-	KEEL_ASSERT(c->on_frame != NULL && c->on_close != NULL);
+	KEEL_ASSERT(c->on_frame != NULL || c->on_bytes != NULL);
+	KEEL_ASSERT(c->on_close != NULL);
 	codec_stream_init(&c->stream, &(struct keel_alloc){ 0 });
 	int rc = uv_tcp_init(server->loop, &c->tcp);
 	if (rc != 0)

@@ -32,6 +32,9 @@ struct fconn;
 /* Return 0 to go on, or a negative code to close the connection. */
 typedef int (*fconn_frame_fn)(struct fconn *c, uint32_t type,
 			      const uint8_t *payload, uint32_t payload_bytes);
+/* Raw mode (no framing): the bytes as they come. Return 0 or a negative
+ * code to close. */
+typedef int (*fconn_bytes_fn)(struct fconn *c, const uint8_t *p, size_t n);
 /* The handle is closed; reason is 0 (EOF or local close) or an error. */
 typedef void (*fconn_close_fn)(struct fconn *c, int reason);
 /* Outbound only: status 0 when connected (reads have started). On failure
@@ -45,6 +48,7 @@ struct fconn {
 	void *owner;
 	uint64_t tag; /* owner's use (peer id, connection id) */
 	fconn_frame_fn on_frame;
+	fconn_bytes_fn on_bytes; /* set: raw mode, on_frame unused */
 	fconn_close_fn on_close;
 	fconn_connect_fn on_connect;
 	char addr[FCONN_ADDR_BYTES]; /* remote "ip:port" for logs */
@@ -81,6 +85,10 @@ struct fconn_wbuf *fconn_wbuf_new(size_t n);
  * Returns 0, KEEL_EBUSY (queue full, dropped), KEEL_ESHUTDOWN (closing) or a
  * -errno (the connection is being closed). */
 int fconn_write(struct fconn *c, struct fconn_wbuf *wb);
+
+/* Stop (paused) or resume reading: back-pressure for a peer that sends
+ * faster than its answers are consumed. */
+void fconn_pause(struct fconn *c, bool paused);
 
 /* Start closing (idempotent). reason is passed to on_close. */
 void fconn_close(struct fconn *c, int reason);

@@ -21,6 +21,7 @@ static void conn_unref(struct server *s, struct cconn *c)
 	c->refs--;
 	if (c->closed && c->refs == 0) { /* invariant 1 */
 		(void)s;
+		redis_state_free(c->rs);
 		free(c);
 	}
 }
@@ -32,6 +33,10 @@ static void send_response(struct server *s, struct cconn *c,
 		s->ctr.responses[r->status]++;
 	if (c == NULL || c->closed || c->f.closing)
 		return;
+	if (c->rs != NULL) {
+		redis_deliver(s, c, r);
+		return;
+	}
 	size_t bytes = codec_response_encoded_bytes(r);
 	struct fconn_wbuf *wb = fconn_wbuf_new(bytes);
 	if (wb == NULL) {
@@ -318,21 +323,26 @@ static void on_close(struct fconn *f, int reason)
 	KEEL_ASSERT(s->conn_count > 0);
 	s->conn_count--;
 	c->closed = true;
-	if (c->refs == 0)
+	if (c->refs == 0) {
+		redis_state_free(c->rs);
 		free(c);
+	}
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void accept_conn(struct server *s, uv_stream_t *server, bool redis)
 {
-	struct server *s = server->data;
-	if (status != 0)
-		return;
 	struct cconn *c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return;
+	if (redis && (c->rs = redis_state_new()) == NULL) {
+		free(c);
+		return;
+	}
 	c->s = s;
 	c->f.owner = c;
 	c->f.on_frame = on_frame;
+	c->f.on_bytes = redis ? redis_on_bytes : NULL;
+	c->hello_ok = redis;
 	c->f.on_close = on_close;
 	c->f.queue_bytes_max = SERVER_CLIENT_QUEUE_BYTES_MAX;
 	c->next = s->conns;
@@ -347,6 +357,35 @@ static void on_connection(uv_stream_t *server, int status)
 			 SERVER_CLIENT_CONNS_MAX);
 		fconn_close(&c->f, 0);
 	}
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	if (status == 0)
+		accept_conn(server->data, server, false);
+}
+
+static void on_redis_connection(uv_stream_t *server, int status)
+{
+	if (status == 0)
+		accept_conn(server->data, server, true);
+}
+
+int redis_listen(struct server *s)
+{
+	if (s->cfg.redis_addr[0] == '\0')
+		return 0;
+	int rc = fconn_listen(s->loop, &s->redis_listener, s->cfg.redis_addr,
+			      on_redis_connection);
+	s->redis_listener.data = s;
+	if (rc != 0) {
+		LOG_ERROR("cannot listen for Redis clients on %s: %s",
+			  s->cfg.redis_addr,
+			  rc == KEEL_EINVAL ? "bad address" : uv_strerror(rc));
+		return rc;
+	}
+	s->redis_listening = true;
+	return 0;
 }
 
 int clients_listen(struct server *s, const char *addr)
@@ -364,6 +403,10 @@ int clients_listen(struct server *s, const char *addr)
 
 void clients_stop_accepting(struct server *s)
 {
+	if (s->redis_listening) {
+		s->redis_listening = false;
+		uv_close((uv_handle_t *)&s->redis_listener, NULL);
+	}
 	if (s->client_listening) {
 		s->client_listening = false;
 		uv_close((uv_handle_t *)&s->client_listener, NULL);

@@ -45,6 +45,7 @@ cl_pick_ports() {
 cl_peer_port() { echo $((CL_BASE + $1)); }
 cl_client_port() { echo $((CL_BASE + 10 + $1)); }
 cl_http_addr() { echo "127.0.0.1:$((CL_BASE + 5 + $1))"; }
+cl_redis_addr() { echo "127.0.0.1:$((CL_BASE + 15 + $1))"; }
 cl_client_addr() { echo "127.0.0.1:$(cl_client_port "$1")"; }
 cl_peer_addr() { echo "127.0.0.1:$(cl_peer_port "$1")"; }
 
@@ -64,6 +65,7 @@ cl_start() {
 	"$KEEL_BIN/keel" --id "$i" --data "$CL_DIR/n$i" \
 		--listen "$(cl_peer_addr "$i")" --client "$(cl_client_addr "$i")" \
 		--peers "$CL_PEERS" --bootstrap --http "$(cl_http_addr "$i")" \
+		--redis "$(cl_redis_addr "$i")" \
 		>>"$CL_DIR/log.$i" 2>&1 &
 	echo $! >"$CL_DIR/pid.$i"
 }

@@ -173,6 +173,8 @@ int config_set(struct node_config *c, const char *name, const char *value,
 		return copy_addr(c->client_addr, value, where, err, err_bytes);
 	if (strcmp(name, "http") == 0)
 		return copy_addr(c->http_addr, value, where, err, err_bytes);
+	if (strcmp(name, "redis") == 0)
+		return copy_addr(c->redis_addr, value, where, err, err_bytes);
 	if (strcmp(name, "peers") == 0) {
 		char sub[CONFIG_ERR_BYTES_MAX];
 		if (config_peers_parse(value, c->peers, &c->peer_count, sub,

@@ -47,6 +47,7 @@ struct node_config {
 	char listen_addr[KEEL_ADDR_BYTES_MAX];
 	char client_addr[KEEL_ADDR_BYTES_MAX];
 	char http_addr[KEEL_ADDR_BYTES_MAX]; /* "" : no HTTP */
+	char redis_addr[KEEL_ADDR_BYTES_MAX]; /* "" : no Redis port */
 	char config_file[CONFIG_PATH_BYTES_MAX];
 	uint32_t peer_count;
 	struct config_peer peers[KEEL_MEMBERS_MAX];

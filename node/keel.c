@@ -36,6 +36,7 @@ static const char usage[] =
 	"  --cluster-id N       cluster id (default: derived from the voters)\n"
 	"  --join LIST          join a running cluster (not supported yet)\n"
 	"  --http HOST:PORT     serve GET /metrics and GET /status\n"
+	"  --redis HOST:PORT    Redis protocol: PING ECHO GET SET DEL (redis-cli, redis-benchmark)\n"
 	"  --config FILE        settings as 'name = value' lines (flags win)\n"
 	"  --log-level LEVEL    error, warn, info (default) or debug\n"
 	"  --tick-ms N          tick length (default 10)\n"

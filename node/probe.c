@@ -84,6 +84,50 @@ static int http_get(int fd, const char *path)
 	return strncmp(buf, "HTTP/1.0 200 OK", 15) == 0 ? 0 : 1;
 }
 
+/* "redis:CMD;CMD;...": inline Redis commands, pipelined, then QUIT; prints
+ * the raw replies with CRLF shown as "|" so a test can compare one line. */
+static int redis_cmds(int fd, const char *cmds)
+{
+	char req[4096];
+	size_t n = 0;
+	for (const char *p = cmds; *p != '\0' && n + 8 < sizeof req; p++) {
+		if (*p == ';') {
+			req[n++] = '\r';
+			req[n++] = '\n';
+		} else {
+			req[n++] = *p;
+		}
+	}
+	static const char quit[] = "\r\nQUIT\r\n";
+	memcpy(req + n, quit, sizeof quit - 1);
+	n += sizeof quit - 1;
+	if (send(fd, req, n, MSG_NOSIGNAL) != (ssize_t)n)
+		return 3;
+	char buf[65536];
+	size_t have = 0;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, PROBE_WAIT_MS) <= 0)
+			break;
+		ssize_t r = recv(fd, buf + have, sizeof buf - 1 - have, 0);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		if (have == sizeof buf - 1)
+			break;
+	}
+	for (size_t i = 0; i < have; i++) {
+		if (buf[i] == '\r' && i + 1 < have && buf[i + 1] == '\n') {
+			putchar('|');
+			i++;
+		} else {
+			putchar(buf[i]);
+		}
+	}
+	putchar('\n');
+	return 0;
+}
+
 int probe_run(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -96,6 +140,11 @@ int probe_run(int argc, char **argv)
 		return 3;
 	}
 	const char *kind = argv[1];
+	if (strncmp(kind, "redis:", 6) == 0) {
+		int rc = redis_cmds(fd, kind + 6);
+		close(fd);
+		return rc;
+	}
 	if (strncmp(kind, "get:", 4) == 0) {
 		int rc = http_get(fd, kind + 4);
 		close(fd);

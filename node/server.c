@@ -542,6 +542,9 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 	rc = http_listen(s);
 	if (rc != 0)
 		return rc;
+	rc = redis_listen(s);
+	if (rc != 0)
+		return rc;
 	rc = disk_start(&s->disk, loop, s->store, on_job_done, s);
 	if (rc != 0)
 		return rc;

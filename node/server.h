@@ -96,6 +96,9 @@ struct server {
 	struct cconn *conns;
 	uint32_t conn_count;
 
+	uv_tcp_t redis_listener;
+	bool redis_listening;
+
 	uv_tcp_t http_listener;
 	bool http_listening;
 	uint32_t http_conns;
@@ -153,6 +156,7 @@ void server_read_wait(struct server *s, struct pending *p);
 void clients_stop_accepting(struct server *s);
 void clients_close_all(struct server *s);
 int http_listen(struct server *s);
+int redis_listen(struct server *s);
 void http_stop(struct server *s);
 /* Render metrics (Prometheus text) / status (JSON) into buf. */
 int server_render_metrics(struct server *s, char *buf, size_t cap);

@@ -77,6 +77,16 @@ check "/metrics on a follower counts the refused peer" grep -q '^keel_peer_clust
 "$KEEL_BIN/keelctl" probe "$(cl_http_addr "$F")" get:/status >"$CL_DIR/status.f" 2>&1
 check "GET /status is JSON naming the leader" grep -q "\"role\":\"follower\",\"term\":[0-9]*,\"leader\":$L," "$CL_DIR/status.f"
 
+# The Redis-protocol port: pipelined commands answered in order, a read
+# after a write on the same connection sees it, followers redirect.
+out=$("$KEEL_BIN/keelctl" probe "$(cl_redis_addr "$L")" "redis:PING;SET r 1;GET r;DEL r;GET r;SET r2 x;GET r2;NOPE")
+check "redis: PING SET GET DEL in order" test "$out" = "+PONG|+OK|\$1|1|:1|\$-1|+OK|\$1|x|-ERR unknown command or arguments 'NOPE' (keel: PING ECHO GET SET DEL)|+OK|"
+out=$("$KEEL_BIN/keelctl" probe "$(cl_redis_addr "$F")" "redis:SET r 2")
+check "redis: a follower answers NOT_LEADER" sh -c "echo '$out' | grep -q '^-NOT_LEADER leader $L at $(cl_client_addr "$L")'"
+check "redis: keel and Redis see the same data" test "$(cl_ctl get r2)" = "x"
+out=$("$KEEL_BIN/keelctl" probe "$(cl_redis_addr "$L")" "redis:*x")
+check "redis: a protocol error is answered and the connection closed" test "$out" = "-ERR protocol error; closing|"
+
 # SIGTERM on the leader: it hands leadership over and exits 0.
 cl_signal "$L" TERM
 wait "$(cl_pid "$L")"
