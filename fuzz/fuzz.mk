@@ -14,7 +14,7 @@
 # fuzz/corpus/<target>/ file through bin/fuzz_replay_<target> (the harness
 # linked with fuzz/replay.c and the normal compiler and flags).
 
-FUZZ_TARGETS := frame msg hello request response batch membership record raft history
+FUZZ_TARGETS := frame msg hello request response batch membership record raft history apply
 FUZZ_COMMON := fuzz_eq fuzz_roundtrip
 
 # ---- replay in make test ----------------------------------------------------
@@ -41,7 +41,7 @@ fuzz-list:
 
 FUZZ_DIR := build/fuzz
 FUZZ_GEN_C := $(FUZZ_DIR)/gen/keel.pb-c.c
-FUZZ_LIB_SRCS = $(wildcard core/*.c) $(wildcard sim/check*.c) io_sim/panic.c $(FUZZ_GEN_C)
+FUZZ_LIB_SRCS = $(wildcard core/*.c) $(wildcard sim/check*.c) $(wildcard io_sim/*.c) $(FUZZ_GEN_C)
 FUZZ_HARNESS_SRCS = $(patsubst %,fuzz/%.c,$(FUZZ_COMMON))
 SECONDS ?= 60
 TARGET ?= msg
@@ -58,7 +58,7 @@ $(FUZZ_DIR)/.deps-afl: fuzz/deps.sh
 	@sh fuzz/deps.sh afl
 	@mkdir -p $(FUZZ_DIR) && touch $@
 
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -I$(FUZZ_DIR)/gen $(PKG_CFLAGS)
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -MMD -MP -I$(FUZZ_DIR)/gen $(PKG_CFLAGS)
 FUZZ_LIBS = $(PKG_LIBS) -lpthread -lm
 
 # One build flavour: $(1) name, $(2) compiler, $(3) compile flags,
@@ -111,6 +111,7 @@ FUZZ_COV_FILES = $(or $(FUZZ_COV_$(TARGET)),$(wildcard core/codec*.c))
 FUZZ_COV_record = core/record.c
 FUZZ_COV_raft = $(wildcard core/raft*.c)
 FUZZ_COV_history = $(wildcard sim/check*.c)
+FUZZ_COV_apply = core/kv.c core/codec_client.c core/codec_entry.c core/codec_validate.c
 
 # Replays fuzz/corpus/$(TARGET) and the grown build/fuzz/work/$(TARGET).
 fuzz-cov: $(FUZZ_DIR)/cov/bin/fuzz_$(TARGET)

@@ -246,6 +246,56 @@ static void gen_raft(void)
 	put("raft", "five-nodes", s.b, s.n);
 }
 
+/* Request sequences for fuzz_apply.c: records [flags][length][payload]. */
+static void apply_add(uint8_t *s, size_t *n, uint8_t flags, const uint8_t *p, size_t len)
+{
+	if (len > 255 || *n + 2 + len > GEN_BYTES_MAX)
+		return;
+	s[(*n)++] = flags;
+	s[(*n)++] = (uint8_t)len;
+	memcpy(s + *n, p, len);
+	*n += len;
+}
+
+static void apply_request(uint8_t *s, size_t *n, const struct client_request *r)
+{
+	int k = codec_request_encode(r, out, sizeof(out));
+	if (k > 0)
+		apply_add(s, n, 0, out + CODEC_HEADER_BYTES, (size_t)k - CODEC_FRAME_OVERHEAD);
+}
+
+static void gen_apply(void)
+{
+	static uint8_t s[GEN_BYTES_MAX];
+	size_t n = 0;
+	struct client_request r;
+	static const uint32_t ops[] = { KV_PUT, KV_GET, KV_APPEND, KV_GET, KV_CAS,
+					KV_GET, KV_DEL, KV_GET, KV_CAS };
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		sample_request(&r, ops[i]);
+		r.cmd.seq = i + 1;
+		if (i == 8) { /* cas on absence after the delete */
+			r.cmd.cas_absent = true;
+			r.cmd.expected_bytes = 0;
+		}
+		apply_request(s, &n, &r);
+	}
+	sample_request(&r, KV_PUT); /* a retry, then a stale one */
+	r.cmd.seq = 9;
+	apply_request(s, &n, &r);
+	r.cmd.seq = 2;
+	apply_request(s, &n, &r);
+	struct kv_command cmds[2];
+	sample_command(&cmds[0], KV_APPEND);
+	sample_command(&cmds[1], KV_DEL);
+	cmds[0].client_id = cmds[1].client_id = 78;
+	cmds[1].seq = 6;
+	int k = codec_batch_encode(cmds, 2, out, sizeof(out));
+	if (k > 0)
+		apply_add(s, &n, 1, out, (size_t)k);
+	put("apply", "session", s, n);
+}
+
 /* A stream of several frames back to back. */
 static void gen_stream(void)
 {
@@ -286,5 +336,6 @@ int main(int argc, char **argv)
 	gen_stream();
 	gen_records();
 	gen_raft();
+	gen_apply();
 	return failures ? 1 : 0;
 }
