@@ -6,8 +6,9 @@
 #   sh ci/cluster.sh stop    (make stop) stop exactly the processes it started
 #
 # Data, logs and pid files live under run/ (git-ignored). Ports: clients
-# 7101-7103, peers 7001-7003, HTTP 7201-7203; override the bases with
-# KEEL_CLIENT_BASE, KEEL_PEER_BASE, KEEL_HTTP_BASE (node i uses BASE+i).
+# 7101-7103, peers 7001-7003, HTTP 7201-7203, Redis protocol 7301-7303;
+# override the bases with KEEL_CLIENT_BASE, KEEL_PEER_BASE, KEEL_HTTP_BASE,
+# KEEL_REDIS_BASE (node i uses BASE+i).
 set -u
 cd "$(dirname "$0")/.."
 RUN=run
@@ -15,6 +16,7 @@ BIN=${KEEL_BIN:-bin}
 CB=${KEEL_CLIENT_BASE:-7100}
 PB=${KEEL_PEER_BASE:-7000}
 HB=${KEEL_HTTP_BASE:-7200}
+RB=${KEEL_REDIS_BASE:-7300}
 N=3
 
 is_ours() { # pid file -> true when that pid is a live keel we started
@@ -52,6 +54,7 @@ start() {
 	for i in $(seq 1 $N); do
 		"$BIN/keel" --id "$i" --data "$RUN/node$i" --listen "127.0.0.1:$((PB + i))" \
 			--client "127.0.0.1:$((CB + i))" --http "127.0.0.1:$((HB + i))" \
+			--redis "127.0.0.1:$((RB + i))" \
 			--peers "$peers" --bootstrap >>"$RUN/node$i.log" 2>&1 &
 		echo $! >"$RUN/node$i.pid"
 	done
@@ -84,6 +87,7 @@ keel: a 3-node cluster is running on 127.0.0.1 (leader: node $leader).
   clients  $(endpoints)
   data     $RUN/node1 .. $RUN/node3 (logs: $RUN/node*.log)
   metrics  curl http://127.0.0.1:$((HB + 1))/metrics   (status: /status)
+  redis    redis-cli -p $((RB + 1)) set k v   (ports $((RB + 1))-$((RB + N)); GET SET DEL PING)
 It holds hello=world. Try:
   export KEEL_ENDPOINTS=$(endpoints)
   $BIN/keelctl put greeting hi
