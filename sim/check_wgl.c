@@ -24,7 +24,10 @@
  *  - identical indeterminate ops (same kind and arguments) are placed in
  *    order of invocation: any completion that places the later one first
  *    stays valid with the two swapped (the earlier one was callable
- *    whenever the later one was, and neither has a completion time).
+ *    whenever the later one was, and neither has a completion time);
+ *  - an indeterminate op is never placed where it leaves the state as it
+ *    is (a cas that does not swap, a put of the current value): dropping
+ *    it from such a linearization keeps it valid.
  * The cache key holds the set of placed ok ops as a window: every ok op
  * before the window is placed, none after it (an op can only be placed
  * before the lowest unplaced ok op completes, which bounds the window), so
@@ -348,6 +351,8 @@ enum check_verdict wgl_search(struct wgl_part *p, uint32_t state)
 			return CHECK_VERDICT_UNKNOWN;
 		if (!legal)
 			continue;
+		if (!o->ok && ns == state)
+			continue; /* an indeterminate no-op: see above */
 		set_bit(p, o->bit);
 		uint64_t nh = hash ^ p->zobrist[e];
 		int fresh = check_cache_insert(&p->cache, nh ^ check_mix64(ns + 1ull), ns, make_key(p));

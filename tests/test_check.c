@@ -662,11 +662,11 @@ TEST(agrees_with_brute_force_on_small_histories)
 	uint64_t seed = 5;
 	int ok = 0, illegal = 0;
 	for (enum check_model m = CHECK_MODEL_REGISTER; m <= CHECK_MODEL_KEEL; m++) {
-		for (int round = 0; round < 2500; round++) {
+		for (int round = 0; round < 4000; round++) {
 			struct gen g = { .model = m, .keys = 1 + rng_below(&seed, 2),
 					 .ops = 1 + rng_below(&seed, BRUTE_OPS_MAX),
 					 .spread = rng_below(&seed, 3000),
-					 .info_pct = rng_below(&seed, 30), .fail_pct = rng_below(&seed, 15) };
+					 .info_pct = rng_below(&seed, 50), .fail_pct = rng_below(&seed, 15) };
 			struct check_history h;
 			gen_history(&seed, &g, &h);
 			/* Keys are interned in order of first use: ids 1, 2. */
