@@ -14,7 +14,7 @@
 # fuzz/corpus/<target>/ file through bin/fuzz_replay_<target> (the harness
 # linked with fuzz/replay.c and the normal compiler and flags).
 
-FUZZ_TARGETS := frame msg hello request response batch membership record raft history apply
+FUZZ_TARGETS := frame msg hello request response batch membership record raft history apply resp config
 FUZZ_COMMON := fuzz_eq fuzz_roundtrip
 
 # ---- replay in make test ----------------------------------------------------
@@ -23,9 +23,12 @@ FUZZ_REPLAY_BINS := $(patsubst %,$(BIN)/fuzz_replay_%,$(FUZZ_TARGETS))
 FUZZ_COMMON_O := $(patsubst %,$(BUILD)/fuzz/%.o,$(FUZZ_COMMON))
 TEST_DEPS += $(FUZZ_REPLAY_BINS)
 
-$(BIN)/fuzz_replay_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/replay.o $(FUZZ_COMMON_O) $(LIBS_SIM)
+# Harnesses of node/ parsers (resp, config) take them from libnode.
+FUZZ_REPLAY_LIBS := $(if $(OBJS_node),$(LIB_node)) $(LIBS_SIM)
+
+$(BIN)/fuzz_replay_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/replay.o $(FUZZ_COMMON_O) $(FUZZ_REPLAY_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS_ALL) $(filter %.o,$^) $(LIBS_SIM) $(LDLIBS_ALL) -o $@
+	$(CC) $(LDFLAGS_ALL) $(filter %.o,$^) $(FUZZ_REPLAY_LIBS) $(LDLIBS_ALL) -o $@
 
 $(BUILD)/fuzz/gen_corpus: $(BUILD)/fuzz/gen_corpus.o $(LIBS_SIM)
 	$(CC) $(LDFLAGS_ALL) $< $(LIBS_SIM) $(LDLIBS_ALL) -o $@
@@ -41,7 +44,8 @@ fuzz-list:
 
 FUZZ_DIR := build/fuzz
 FUZZ_GEN_C := $(FUZZ_DIR)/gen/keel.pb-c.c
-FUZZ_LIB_SRCS = $(wildcard core/*.c) $(wildcard sim/check*.c) $(wildcard io_sim/*.c) $(FUZZ_GEN_C)
+FUZZ_LIB_SRCS = $(wildcard core/*.c) $(wildcard sim/check*.c) $(wildcard io_sim/*.c) \
+	$(wildcard node/resp.c node/config.c) $(FUZZ_GEN_C)
 FUZZ_HARNESS_SRCS = $(patsubst %,fuzz/%.c,$(FUZZ_COMMON))
 SECONDS ?= 60
 TARGET ?= msg
@@ -111,6 +115,8 @@ FUZZ_COV_FILES = $(or $(FUZZ_COV_$(TARGET)),$(wildcard core/codec*.c))
 FUZZ_COV_record = core/record.c
 FUZZ_COV_raft = $(wildcard core/raft*.c)
 FUZZ_COV_history = $(wildcard sim/check*.c)
+FUZZ_COV_resp = node/resp.c
+FUZZ_COV_config = node/config.c
 FUZZ_COV_apply = core/kv.c core/codec_client.c core/codec_entry.c core/codec_validate.c
 
 # Replays fuzz/corpus/$(TARGET) and the grown build/fuzz/work/$(TARGET).
