@@ -19,7 +19,10 @@
 
 #include "../core/store.h"
 
-#define LMDB_STORE_MAP_BYTES_DEFAULT (4ull << 30) /* address space reserved */
+/* Address space reserved for the map (the file grows only as used). Large,
+ * because until log compaction lands the log only grows: at 25,000 puts/s
+ * of 100 bytes a 4 GiB map would fill within the hour. */
+#define LMDB_STORE_MAP_BYTES_DEFAULT (64ull << 30)
 #define LMDB_STORE_DBS_MAX 8u
 #define LMDB_STORE_ERROR_BYTES 192u
 /* Keys longer than this are stored under their xxh3-128 hash (LMDB's key
