@@ -198,7 +198,27 @@ int fconn_write(struct fconn *c, struct fconn_wbuf *wb)
 	}
 	wb->conn = c;
 	wb->req.data = wb;
-	uv_buf_t b = uv_buf_init((char *)wb->data, (unsigned)wb->bytes);
+	size_t done = 0;
+	if (c->queued_bytes == 0) {
+		/* Nothing queued: write now, sparing libuv's write queue (and its
+		 * poll-for-writable round trip) when the kernel takes it all. */
+		uv_buf_t b0 = uv_buf_init((char *)wb->data, (unsigned)wb->bytes);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &b0, 1);
+		if (n == (int)wb->bytes) {
+			free(wb);
+			return 0;
+		}
+		if (n > 0)
+			done = (size_t)n;
+		else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+			free(wb);
+			fconn_close(c, n);
+			return n;
+		}
+	}
+	/* The rest goes through the queue; wb->bytes counts what is queued. */
+	wb->bytes -= done;
+	uv_buf_t b = uv_buf_init((char *)wb->data + done, (unsigned)wb->bytes);
 	c->queued_bytes += wb->bytes;
 	int rc = uv_write(&wb->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
 	if (rc != 0) {

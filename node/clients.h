@@ -30,6 +30,7 @@ struct redis_state {
 	uint64_t client_id, seq;
 	uint64_t next_id, head_id; /* request ids: next to give, next to send */
 	uint32_t writes_inflight; /* SET/DEL sent, not yet answered */
+	uint32_t reads_inflight;  /* GET sent, not yet answered */
 	bool quit;
 	bool busy; /* inside process(): no re-entry */
 	uint8_t *in;

@@ -24,6 +24,13 @@ cl_cleanup() {
 		kill -CONT "$(cat "$f")" 2>/dev/null
 		kill -9 "$(cat "$f")" 2>/dev/null
 	done
+	# Belt and braces: any process still running with this run's private
+	# data directory on its command line was started here.
+	for d in /proc/[0-9]*; do
+		if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q -- "--data $CL_DIR/"; then
+			kill -9 "${d#/proc/}" 2>/dev/null
+		fi
+	done
 	if [ "$CL_FAIL" -ne 0 ] || [ -n "${CL_KEEP:-}" ]; then
 		echo "logs kept in $CL_DIR"
 	else
@@ -32,7 +39,10 @@ cl_cleanup() {
 }
 
 cl_setup() {
-	CL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/keel-cluster.XXXXXX")
+	# Under this checkout's build directory, so runs from several
+	# checkouts never share (or clean up) each other's directories.
+	mkdir -p "${KEEL_BUILD:-build}/cluster-runs"
+	CL_DIR=$(mktemp -d "$(cd "${KEEL_BUILD:-build}/cluster-runs" && pwd)/run.XXXXXX")
 	trap 'cl_cleanup' EXIT
 	trap 'exit 1' INT TERM
 }

@@ -6,8 +6,11 @@
  * "-ERR NOT_LEADER ..." naming the leader's Redis-less client address.
  *
  * Each connection is one keel client session (a random client id, one seq
- * per write). A GET waits until the connection's earlier writes are
- * answered, so a pipelined SET then GET reads its own write. Replies go out in request order: requests get consecutive ids
+ * per write). Reads and writes of one connection do not overtake each
+ * other: a GET waits until the connection's earlier SET/DEL are answered and
+ * a SET/DEL until its earlier GETs are, so a pipeline behaves as if its
+ * commands ran one after another (a run of GETs, or of writes, still
+ * pipelines). Replies go out in request order: requests get consecutive ids
  * and slots in a ring of REDIS_PIPELINE_MAX; a full ring pauses reading.
  *
  * Invariants: head_id <= next_id <= head_id + REDIS_PIPELINE_MAX; the input
@@ -94,6 +97,9 @@ void redis_deliver(struct server *s, struct cconn *c,
 	if (sl->op == KV_PUT || sl->op == KV_DEL) {
 		KEEL_ASSERT(rs->writes_inflight > 0);
 		rs->writes_inflight--;
+	} else if (sl->op == KV_GET) {
+		KEEL_ASSERT(rs->reads_inflight > 0);
+		rs->reads_inflight--;
 	}
 	uint8_t small[REPLY_SMALL_BYTES];
 	size_t n = 0;
@@ -160,6 +166,8 @@ static void kv_request(struct server *s, struct cconn *c, uint64_t id,
 		r.cmd.client_id = rs->client_id;
 		r.cmd.seq = ++rs->seq;
 		rs->writes_inflight++;
+	} else {
+		rs->reads_inflight++;
 	}
 	slot_of(rs, id)->op = op;
 	int rc = codec_command_validate(&r.cmd);
@@ -235,8 +243,14 @@ static void process(struct cconn *c)
 		int rc = resp_parse(rs->in + off, rs->in_have - off, &req);
 		if (rc == 0)
 			break;
-		if (rc > 0 && resp_arg_is(&req, 0, "GET") && rs->writes_inflight > 0) {
-			blocked = true; /* a read waits for earlier writes */
+		bool is_get = rc > 0 && resp_arg_is(&req, 0, "GET");
+		bool is_write = rc > 0 && (resp_arg_is(&req, 0, "SET") ||
+					   resp_arg_is(&req, 0, "DEL"));
+		if ((is_get && rs->writes_inflight > 0) ||
+		    (is_write && rs->reads_inflight > 0)) {
+			/* Per-connection order: reads and writes do not overtake
+			 * each other (runs of either kind still pipeline). */
+			blocked = true;
 			break;
 		}
 		if (rc < 0) {

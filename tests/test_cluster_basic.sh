@@ -81,6 +81,15 @@ check "GET /status is JSON naming the leader" grep -q "\"role\":\"follower\",\"t
 # after a write on the same connection sees it, followers redirect.
 out=$("$KEEL_BIN/keelctl" probe "$(cl_redis_addr "$L")" "redis:PING;SET r 1;GET r;DEL r;GET r;SET r2 x;GET r2;NOPE")
 check "redis: PING SET GET DEL in order" test "$out" = "+PONG|+OK|\$1|1|:1|\$-1|+OK|\$1|x|-ERR unknown command or arguments 'NOPE' (keel: PING ECHO GET SET DEL)|+OK|"
+redis_in_order() {
+	n=0
+	while [ "$n" -lt 10 ]; do
+		o=$("$KEEL_BIN/keelctl" probe "$(cl_redis_addr "$L")" "redis:SET q 1;GET q;DEL q;GET q;SET q 2;GET q;GET q;DEL q")
+		[ "$o" = "+OK|\$1|1|:1|\$-1|+OK|\$1|2|\$1|2|:1|+OK|" ] || { echo "got $o"; return 1; }
+		n=$((n + 1))
+	done
+}
+check "redis: a pipeline of reads and writes behaves sequentially (10 times)" redis_in_order
 out=$("$KEEL_BIN/keelctl" probe "$(cl_redis_addr "$F")" "redis:SET r 2")
 check "redis: a follower answers NOT_LEADER" sh -c "echo '$out' | grep -q '^-NOT_LEADER leader $L at $(cl_client_addr "$L")'"
 check "redis: keel and Redis see the same data" test "$(cl_ctl get r2)" = "x"
