@@ -3,7 +3,7 @@
  *
  *   keelsim --seed N  [--nodes N] [--ops N] [--clients N] [--profile P]
  *                     [--trace FILE] [--history FILE] [--html DIR]
- *                     [--check-determinism] [--check-timeout-ms N]
+ *                     [--check-determinism] [--check-timeout-ms N] [--paranoid]
  *   keelsim --seeds A:B [the same options] [--jobs J]
  *
  * Each seed runs in a forked child (so an assertion in one seed is reported
@@ -52,7 +52,7 @@ static void usage(FILE *f)
 		"usage: keelsim --seed N [--nodes 1-%u] [--ops N] [--clients 1-%u]\n"
 		"               [--profile calm|net|crash|disk|all|swarm]\n"
 		"               [--trace FILE] [--history FILE] [--html DIR]\n"
-		"               [--check-determinism] [--check-timeout-ms N]\n"
+		"               [--check-determinism] [--check-timeout-ms N] [--paranoid]\n"
 		"       keelsim --seeds A:B [the same options] [--jobs 1-%u]\n",
 		SIM_NODES_MAX, SIM_CLIENTS_MAX - 1, JOBS_MAX);
 }
@@ -95,6 +95,9 @@ static int parse(int argc, char **argv, struct cli *c)
 			exit(0);
 		} else if (strcmp(f, "--check-determinism") == 0) {
 			c->determinism = true;
+			continue;
+		} else if (strcmp(f, "--paranoid") == 0) {
+			c->o.paranoid = true;
 			continue;
 		}
 		if (v == NULL)
@@ -228,11 +231,12 @@ struct job {
 
 static void print_replay(const char *argv0, const struct cli *c, uint64_t seed)
 {
-	printf("replay: %s --seed %llu --nodes %u --ops %u --clients %u --profile %s%s"
+	printf("replay: %s --seed %llu --nodes %u --ops %u --clients %u --profile %s%s%s"
 	       " --trace trace-%llu.txt --history history-%llu.txt\n",
 	       argv0, (unsigned long long)seed, c->o.nodes, c->o.ops, c->o.clients,
 	       sim_profile_name(c->o.profile),
 	       c->determinism ? " --check-determinism" : "",
+	       c->o.paranoid ? " --paranoid" : "",
 	       (unsigned long long)seed, (unsigned long long)seed);
 }
 

@@ -58,13 +58,24 @@
 #define SIM_MS 1000000ull
 #define SIM_S 1000000000ull
 #define SIM_TICK_NS (10 * SIM_MS)           /* nominal tick */
-#define SIM_CLIENT_TIMEOUT_NS (300 * SIM_MS) /* one attempt */
+/* As the production node's defaults (node/config.h): 300-600 ms election
+ * timeout, heartbeat every 50 ms. */
+#define SIM_ELECTION_TICKS 30u
+#define SIM_HEARTBEAT_TICKS 5u
+#define SIM_CLIENT_TIMEOUT_NS (500 * SIM_MS) /* one attempt */
 #define SIM_CLIENT_BACKOFF_NS (10 * SIM_MS) /* doubles per retry, up to 16x */
 #define SIM_CLIENT_ATTEMPTS_MAX 1000u       /* then the op is indeterminate */
-#define SIM_FAULT_PHASE_NS_MAX (3600 * SIM_S)
+/* The fault phase ends when the clients have invoked --ops operations, or
+ * after SIM_FAULT_PHASE_NS_BASE + ops * SIM_FAULT_PHASE_NS_PER_OP. */
+#define SIM_FAULT_PHASE_NS_BASE (60 * SIM_S)
+#define SIM_FAULT_PHASE_NS_PER_OP (200 * SIM_MS)
 #define SIM_LIVENESS_NS (30 * SIM_S)        /* heal -> new write acknowledged */
 #define SIM_QUIESCE_NS (3 * SIM_S)
 #define SIM_FULL_CHECK_EVENTS 2048u         /* pairwise log checks this often */
+/* raft_check_invariants() walks the whole log, so on a node with a long log
+ * it runs every (1 + last_index / SIM_INVARIANT_ENTRIES) events touching the
+ * node (amortised O(1) per event), and after every event with --paranoid. */
+#define SIM_INVARIANT_ENTRIES 8u
 
 enum sim_profile {
 	SIM_PROFILE_CALM,
@@ -90,6 +101,7 @@ struct sim_opts {
 	const char *html_dir; /* picture of a non-linearizable key, or NULL */
 	uint64_t check_timeout_ms;
 	bool quiet;       /* no "fail:" detail lines on stderr */
+	bool paranoid;    /* raft_check_invariants() after every event */
 };
 
 /* What one seed turned on (sim_conf.c draws it from the profile). */
@@ -103,6 +115,11 @@ struct sim_faults {
 	bool pauses;
 	bool slow_disk;
 	bool corruption;
+	/* Targeted crashes: right after a leader is elected or proposes, crash
+	 * it within crash_soon_ns_max (before or after its write is durable,
+	 * before or after it replicates): the schedules of Raft's figure 8. */
+	uint32_t crash_soon_ppm;
+	uint64_t crash_soon_ns_max;
 	bool aligned_ticks; /* every node starts ticking at the same instant */
 	uint32_t drift_ppm_max;  /* per-node clock drift, +- */
 	uint64_t nemesis_mean_ns; /* mean time between nemesis actions */
@@ -138,6 +155,7 @@ enum sim_ev {
 	EV_PROBE,         /* liveness probe starts */
 	EV_QUIET,         /* a fault window ends: soft heal; arg: generation */
 	EV_STORM,         /* a quiet window ends: faults resume */
+	EV_CRASH,         /* who: node; arg: epoch: a targeted crash */
 };
 
 enum sim_pkt_kind { PKT_PEER = 1, PKT_REQUEST = 2, PKT_RESPONSE = 3 };
@@ -213,6 +231,9 @@ struct sim_node {
 	size_t res_hash_cap;
 	uint64_t res_first;
 	uint64_t crashes, restarts;
+	uint64_t invariant_countdown; /* events until the next full invariant check */
+	uint64_t lead_commit;   /* commit index when it became leader */
+	uint32_t cut_ticks;     /* leader ticks spent without a reachable quorum */
 };
 
 /* ---- clients and history ----------------------------------------------- */
@@ -375,6 +396,9 @@ void sim_nemesis_fault_end(struct sim *s, uint32_t slot, uint64_t gen);
 void sim_nemesis_heal(struct sim *s);
 void sim_nemesis_storm(struct sim *s);
 void sim_nemesis_quiet(struct sim *s);
+/* A leader was elected or proposed: maybe crash it soon (targeted). */
+void sim_nemesis_leader_hook(struct sim *s, struct sim_node *n);
+void sim_nemesis_crash_soon(struct sim *s, struct sim_node *n, uint64_t epoch);
 
 /* sim_check.c */
 int sim_checks_init(struct sim_checks *c);
@@ -384,6 +408,11 @@ void sim_check_applied(struct sim *s, struct sim_node *n, const struct entry *e,
 		       uint64_t res_hash);
 void sim_check_acked(struct sim *s, uint64_t index);
 void sim_check_full(struct sim *s);                           /* pairwise */
+void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index);
+void sim_check_leader_tick(struct sim *s, struct sim_node *n);
+/* Ticks a leader cut off from a quorum may keep leading: check-quorum
+ * steps it down after an election timeout of ticks; 3x is the margin. */
+#define SIM_CUT_LEADER_TICKS (3u * SIM_ELECTION_TICKS)
 void sim_check_final(struct sim *s);
 
 #endif

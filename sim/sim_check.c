@@ -1,10 +1,13 @@
 /*
  * sim_check.c: the cross-node safety checks, each its own failure reason.
  *
+ *   (panic)          raft_check_invariants() on the node an event touched
+ *                    (every event while its log is short, see
+ *                    SIM_INVARIANT_ENTRIES; every event with --paranoid)
  *   two_leaders      at most one leader per term (every event)
  *   commit_changed   an index a node considers committed holds the term
- *                    first seen committed there (every commit advance, and
- *                    every node's committed prefix in the full check)
+ *                    first seen committed there (every apply, and in the
+ *                    full check every node's newly committed indexes)
  *   log_matching     two logs with the same term at an index agree on every
  *                    earlier index (full check, every SIM_FULL_CHECK_EVENTS
  *                    events and at the end)
@@ -16,6 +19,14 @@
  *                    cluster's commit fell below it (end)
  *   state_diverged   nodes at the same applied index hold equal kv and
  *                    session state (mem_store digest, at the end)
+ *   old_term_commit  a leader moves its commit index only to an entry of
+ *                    its own term (Raft §5.4.2, figure 8; every event on a
+ *                    leader)
+ *   early_read       a leader releases a read index only once it has
+ *                    committed an entry of its term (ReadIndex rule)
+ *   stale_leader     a leader cut off by partitions from a quorum steps
+ *                    down within SIM_CUT_LEADER_TICKS of its ticks
+ *                    (check-quorum; clogs and loss are not counted as cut)
  *
  * Invariants of this module:
  *  K1 slots[i].hash, once set, never changes (it is what every node must
@@ -75,24 +86,22 @@ static struct sim_slot *slot(struct sim *s, uint64_t index)
 	return &c->slots[index];
 }
 
-static void check_leader(struct sim *s, const struct raft_status *st)
+static void check_leader(struct sim *s, keel_node_id id, uint64_t term)
 {
-	if (st->role != RAFT_LEADER)
-		return;
 	struct sim_checks *c = &s->chk;
-	if (!grow((void **)&c->leader_of_term, &c->terms_cap, st->term,
+	if (!grow((void **)&c->leader_of_term, &c->terms_cap, term,
 		  sizeof(*c->leader_of_term), SIM_TERMS_MAX)) {
 		sim_fail(s, "sim_limit", "term %llu beyond what the checks track",
-			 (unsigned long long)st->term);
+			 (unsigned long long)term);
 		return;
 	}
-	keel_node_id *l = &c->leader_of_term[st->term];
+	keel_node_id *l = &c->leader_of_term[term];
 	if (*l == KEEL_NODE_NONE)
-		*l = st->id; /* K2 */
-	else if (*l != st->id)
+		*l = id; /* K2 */
+	else if (*l != id)
 		sim_fail(s, "two_leaders", "term %llu has leaders n%llu and n%llu",
-			 (unsigned long long)st->term, (unsigned long long)*l,
-			 (unsigned long long)st->id);
+			 (unsigned long long)term, (unsigned long long)*l,
+			 (unsigned long long)id);
 }
 
 static void check_commit_term(struct sim *s, struct sim_node *n, uint64_t i)
@@ -116,17 +125,66 @@ void sim_check_node(struct sim *s, struct sim_node *n)
 {
 	if (n->state != NODE_UP)
 		return;
-	raft_check_invariants(n->raft);
+	if (s->opts.paranoid || n->invariant_countdown <= 1) {
+		raft_check_invariants(n->raft);
+		n->invariant_countdown = 1 + n->applied / SIM_INVARIANT_ENTRIES;
+	} else {
+		n->invariant_countdown--;
+	}
+	/* role and term as of the node's last ready (sim_node.c on_soft) */
+	if (n->role != RAFT_LEADER)
+		return;
+	check_leader(s, n->idx + 1, n->term);
 	struct raft_status st;
 	raft_status(n->raft, &st);
-	check_leader(s, &st);
-	uint64_t from = n->commit_checked + 1;
-	if (from < st.first_index)
-		from = st.first_index;
-	for (uint64_t i = from; i <= st.commit && s->fail_reason == NULL; i++)
-		check_commit_term(s, n, i);
-	if (st.commit > n->commit_checked)
-		n->commit_checked = st.commit;
+	if (st.role != RAFT_LEADER || st.commit == n->lead_commit)
+		return;
+	uint64_t t = raft_term_at(n->raft, st.commit);
+	if (t != st.term)
+		sim_fail(s, "old_term_commit",
+			 "n%u, leader of term %llu, advanced commit to %llu, an entry of term %llu",
+			 n->idx + 1, (unsigned long long)st.term,
+			 (unsigned long long)st.commit, (unsigned long long)t);
+	n->lead_commit = st.commit;
+}
+
+void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index)
+{
+	struct raft_status st;
+	raft_status(n->raft, &st);
+	if (st.role != RAFT_LEADER)
+		return; /* released as leader, stepped down in the same ready */
+	bool term_committed = st.commit > 0 && raft_term_at(n->raft, st.commit) == st.term;
+	if (!term_committed || index > st.commit)
+		sim_fail(s, "early_read",
+			 "n%u released read index %llu in term %llu with commit %llu (term %llu)",
+			 n->idx + 1, (unsigned long long)index,
+			 (unsigned long long)st.term, (unsigned long long)st.commit,
+			 (unsigned long long)raft_term_at(n->raft, st.commit));
+}
+
+void sim_check_leader_tick(struct sim *s, struct sim_node *n)
+{
+	if (n->role != RAFT_LEADER) {
+		n->cut_ticks = 0;
+		return;
+	}
+	uint32_t reach = 1;
+	for (uint32_t j = 0; j < s->opts.nodes; j++) {
+		const struct sim_node *m = &s->nodes[j];
+		if (j == n->idx || m->state != NODE_UP || m->paused)
+			continue;
+		if (!s->net.link[n->idx][j].blocked && !s->net.link[j][n->idx].blocked)
+			reach++;
+	}
+	if (reach > s->opts.nodes / 2) {
+		n->cut_ticks = 0;
+		return;
+	}
+	if (++n->cut_ticks > SIM_CUT_LEADER_TICKS)
+		sim_fail(s, "stale_leader",
+			 "n%u still leads term %llu after %u ticks cut off from a quorum",
+			 n->idx + 1, (unsigned long long)n->term, n->cut_ticks);
 }
 
 void sim_check_applied(struct sim *s, struct sim_node *n, const struct entry *e,
@@ -188,12 +246,19 @@ static void check_pair(struct sim *s, struct sim_node *a, struct sim_node *b)
 	}
 }
 
+/* Committed indexes keep their term: incrementally from what this node
+ * had checked (reset at restart), so each index is checked once per life. */
 static void check_committed_prefix(struct sim *s, struct sim_node *n)
 {
 	struct raft_status st;
 	raft_status(n->raft, &st);
-	for (uint64_t i = st.first_index; i <= st.commit && s->fail_reason == NULL; i++)
+	uint64_t from = n->commit_checked + 1;
+	if (from < st.first_index)
+		from = st.first_index;
+	for (uint64_t i = from; i <= st.commit && s->fail_reason == NULL; i++)
 		check_commit_term(s, n, i);
+	if (st.commit > n->commit_checked)
+		n->commit_checked = st.commit;
 }
 
 void sim_check_full(struct sim *s)

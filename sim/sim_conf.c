@@ -52,6 +52,18 @@ static void base(struct sim_faults *f)
 	f->append_pct = 15;
 }
 
+/* A perfectly symmetric cluster: ticks aligned, constant latencies, no
+ * drift. The worst case for split votes: only election jitter breaks it. */
+static void symmetric(struct sim_faults *f)
+{
+	f->aligned_ticks = true;
+	f->drift_ppm_max = 0;
+	f->net.lat_mean_ns = 0;
+	f->net.tail_ppm = 0;
+	f->disk.sync_mean_ns = 0;
+	f->disk.tail_ppm = 0;
+}
+
 static void net_faults(struct sim_faults *f, struct simrng *r, bool heavy)
 {
 	f->partitions = true;
@@ -68,6 +80,8 @@ static void crash_faults(struct sim_faults *f, struct simrng *r)
 	f->crashes = true;
 	f->torn = true;
 	f->pauses = true;
+	f->crash_soon_ppm = (uint32_t)simrng_range(r, 5000, 50000);
+	f->crash_soon_ns_max = simrng_range(r, 200, 20000) * 1000;
 	f->drift_ppm_max = (uint32_t)simrng_range(r, 0, 50000);
 }
 
@@ -98,6 +112,10 @@ static void swarm(struct sim_faults *f, struct simrng *r, uint32_t nodes)
 	f->net.lat_mean_ns = simrng_range(r, 50, 3000) * 1000;
 	f->crashes = simrng_chance(r, 500000);
 	f->torn = f->crashes && simrng_chance(r, 500000);
+	if (f->crashes && simrng_chance(r, 500000)) {
+		f->crash_soon_ppm = (uint32_t)simrng_range(r, 5000, 100000);
+		f->crash_soon_ns_max = simrng_range(r, 100, 60000) * 1000;
+	}
 	f->pauses = simrng_chance(r, 500000);
 	f->slow_disk = simrng_chance(r, 500000);
 	f->corruption = nodes >= 3 && simrng_chance(r, 300000);
@@ -111,6 +129,8 @@ static void swarm(struct sim_faults *f, struct simrng *r, uint32_t nodes)
 	f->aligned_ticks = simrng_chance(r, 300000);
 	if (!f->aligned_ticks && simrng_chance(r, 500000))
 		f->drift_ppm_max = (uint32_t)simrng_range(r, 0, 100000);
+	if (simrng_chance(r, 150000))
+		symmetric(f);
 	f->nemesis_mean_ns = simrng_range(r, 50, 1500) * SIM_MS;
 	f->fault_ns_max = simrng_range(r, 100, 5000) * SIM_MS;
 	f->storm_ns_max = simrng_range(r, 1, 20) * SIM_S;
@@ -130,7 +150,7 @@ void sim_faults_draw(struct sim_faults *f, uint32_t profile, uint32_t nodes,
 	base(f);
 	switch (profile) {
 	case SIM_PROFILE_CALM:
-		f->aligned_ticks = true;
+		symmetric(f);
 		break;
 	case SIM_PROFILE_NET:
 		net_faults(f, &r, true);
@@ -162,11 +182,12 @@ void sim_faults_describe(const struct sim_faults *f, char *out, size_t cap)
 {
 	snprintf(out, cap,
 		 "faults: partitions=%d clogs=%d drop=%u dup=%u reorder=%d tail=%u/%llums "
-		 "crashes=%d torn=%d pauses=%d slow_disk=%d corruption=%d "
+		 "crashes=%d crash_soon=%u/%lluus torn=%d pauses=%d slow_disk=%d corruption=%d "
 		 "aligned_ticks=%d drift=%u nemesis=%llums keys=%u stale=%u giveup=%llums appends=%u%%",
 		 f->partitions, f->clogs, f->net.drop_ppm, f->net.dup_ppm,
 		 f->net.reorder, f->net.tail_ppm,
 		 (unsigned long long)(f->net.tail_max_ns / SIM_MS), f->crashes,
+		 f->crash_soon_ppm, (unsigned long long)(f->crash_soon_ns_max / 1000),
 		 f->torn, f->pauses, f->slow_disk, f->corruption, f->aligned_ticks,
 		 f->drift_ppm_max, (unsigned long long)(f->nemesis_mean_ns / SIM_MS),
 		 f->keys, f->stale_read_ppm,

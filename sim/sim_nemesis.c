@@ -276,6 +276,25 @@ void sim_nemesis_act(struct sim *s, uint64_t storm_gen)
 	sim_schedule(s, sim_now(s) + next, EV_NEMESIS, 0, s->storm_gen, NULL);
 }
 
+void sim_nemesis_leader_hook(struct sim *s, struct sim_node *n)
+{
+	if (s->healed || s->quiet || s->faults.crash_soon_ppm == 0)
+		return;
+	if (!simrng_chance(&s->rng_faults, s->faults.crash_soon_ppm))
+		return;
+	uint64_t d = simrng_range(&s->rng_faults, 0, s->faults.crash_soon_ns_max);
+	sim_schedule(s, sim_now(s) + d, EV_CRASH, n->idx, n->epoch, NULL);
+}
+
+void sim_nemesis_crash_soon(struct sim *s, struct sim_node *n, uint64_t epoch)
+{
+	if (s->healed || epoch != n->epoch || n->state != NODE_UP)
+		return;
+	STRACE(s, "targeted crash of n%u (leader term %llu)", n->idx + 1,
+	       (unsigned long long)n->term);
+	crash(s, n, s->faults.torn && simrng_chance(&s->rng_faults, 500000));
+}
+
 void sim_nemesis_fault_end(struct sim *s, uint32_t slot, uint64_t gen)
 {
 	if (gen != s->fault_gen[slot] || s->healed)

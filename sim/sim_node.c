@@ -110,9 +110,14 @@ bool sim_node_busy(const struct sim_node *n, uint64_t now_ns)
 static struct sim_pkt *encode_msg(struct sim *s, struct sim_node *n,
 				  const struct msg *m)
 {
-	size_t need = codec_msg_encoded_bytes(m);
-	uint8_t *buf = sim_scratch(s, need);
-	int len = codec_msg_encode(m, buf, need);
+	/* Most messages fit the scratch buffer: size them only when not. */
+	uint8_t *buf = sim_scratch(s, 0);
+	int len = codec_msg_encode(m, buf, s->scratch_cap);
+	if (len == KEEL_ETOOBIG) {
+		size_t need = codec_msg_encoded_bytes(m);
+		buf = sim_scratch(s, need);
+		len = codec_msg_encode(m, buf, need);
+	}
 	if (len < 0) {
 		sim_fail(s, "codec", "n%u cannot encode msg type %u: %s", n->idx + 1,
 			 m->type, keel_err_name(len));
@@ -382,6 +387,7 @@ static bool flush_batch(struct sim *s, struct sim_node *n)
 	if (rc == 0) {
 		NTRACE(s, n, "propose %u commands at %llu", n->batch_count,
 		       (unsigned long long)index);
+		sim_nemesis_leader_hook(s, n);
 		n->batch_count = 0;
 		return true;
 	}
@@ -526,6 +532,13 @@ static void on_soft(struct sim *s, struct sim_node *n,
 	bool was_leader = n->role == RAFT_LEADER;
 	n->role = rd->role;
 	n->term = rd->term;
+	if (!was_leader && rd->role == RAFT_LEADER) {
+		struct raft_status st;
+		raft_status(n->raft, &st);
+		n->lead_commit = st.commit;
+		n->cut_ticks = 0;
+		sim_nemesis_leader_hook(s, n);
+	}
 	if (was_leader && rd->role != RAFT_LEADER) {
 		fail_batch(s, n, CLIENT_NOT_LEADER);
 		fail_waiters(s, n);
@@ -546,6 +559,7 @@ static void on_reads(struct sim *s, struct sim_node *n,
 					CLIENT_UNAVAILABLE, NULL, 0, false);
 				waiter_remove(n, w);
 			} else {
+				sim_check_read_released(s, n, rr->index);
 				w->has_index = true;
 				w->read_index = rr->index;
 			}
@@ -656,6 +670,7 @@ void sim_node_tick(struct sim *s, struct sim_node *n, uint64_t epoch)
 		return;
 	raft_tick(n->raft);
 	drain(s, n);
+	sim_check_leader_tick(s, n);
 	sim_schedule(s, sim_now(s) + n->tick_ns, EV_TICK, n->idx, n->epoch, NULL);
 }
 
@@ -886,6 +901,8 @@ void sim_node_start(struct sim *s, struct sim_node *n)
 	}
 	struct raft_options o;
 	raft_options_default(&o, n->idx + 1, simrng_mix(n->raft_seed + n->restarts));
+	o.election_ticks = SIM_ELECTION_TICKS;
+	o.heartbeat_ticks = SIM_HEARTBEAT_TICKS;
 	simpanic_set(s->opts.seed, n->idx + 1);
 	n->applied = 0;
 	n->role = RAFT_FOLLOWER;
@@ -900,6 +917,7 @@ void sim_node_start(struct sim *s, struct sim_node *n)
 	kv_init(&n->kv, &n->store, &sim_alloc);
 	n->state = NODE_UP;
 	n->restarts++;
+	n->invariant_countdown = 0; /* check right after the restart */
 	NTRACE(s, n, "start: term %llu commit %llu applied %llu",
 	       (unsigned long long)meta.hard_state.term,
 	       (unsigned long long)meta.hard_state.commit,

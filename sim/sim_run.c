@@ -54,7 +54,7 @@ void sim_schedule(struct sim *s, uint64_t at_ns, uint32_t kind, uint32_t who,
 uint8_t *sim_scratch(struct sim *s, size_t bytes)
 {
 	KEEL_ASSERT(bytes <= SIM_SCRATCH_BYTES_MAX);
-	if (bytes > s->scratch_cap) {
+	if (bytes > s->scratch_cap || s->scratch == NULL) {
 		size_t cap = bytes < 65536 ? 65536 : bytes;
 		uint8_t *p = realloc(s->scratch, cap);
 		KEEL_ASSERT(p != NULL);
@@ -249,6 +249,9 @@ static int dispatch(struct sim *s, const struct sim_event *ev)
 	case EV_STORM:
 		sim_nemesis_storm(s);
 		return -1;
+	case EV_CRASH:
+		sim_nemesis_crash_soon(s, n, ev->arg);
+		return -1;
 	default:
 		KEEL_UNREACHABLE();
 	}
@@ -258,7 +261,9 @@ static void phase(struct sim *s, uint64_t *quiesce_until)
 {
 	uint64_t now = sim_now(s);
 	if (!s->healed) {
-		if (s->ops_invoked >= s->opts.ops || now >= SIM_FAULT_PHASE_NS_MAX)
+		if (s->ops_invoked >= s->opts.ops ||
+		    now >= SIM_FAULT_PHASE_NS_BASE +
+				   (uint64_t)s->opts.ops * SIM_FAULT_PHASE_NS_PER_OP)
 			sim_nemesis_heal(s);
 		return;
 	}
