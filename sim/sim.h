@@ -254,6 +254,13 @@ struct sim_op {
 	uint8_t expected[SIM_VALUE_BYTES_MAX];
 	uint8_t *result; /* get: heap copy of the value read */
 	uint64_t invoke_ns, complete_ns;
+	uint64_t seq;    /* writes: the session seq it was sent with */
+};
+
+/* Where a client's write first took effect anywhere (sim_check_effect). */
+struct sim_effect {
+	uint64_t at_ns;  /* 0: never applied (yet) */
+	uint32_t status; /* enum kv_status of that first apply */
 };
 
 struct sim_client {
@@ -268,6 +275,8 @@ struct sim_client {
 	bool probe;            /* the liveness probe client */
 	bool done;             /* issues nothing more */
 	uint32_t op;           /* index into sim.ops of the current op */
+	struct sim_effect *effects; /* [seq]: first apply of each write */
+	uint64_t effects_cap;
 	uint32_t issued;
 	uint8_t last_value[SIM_KEYS_MAX][SIM_VALUE_BYTES_MAX];
 	uint32_t last_value_bytes[SIM_KEYS_MAX];
@@ -407,6 +416,9 @@ void sim_check_node(struct sim *s, struct sim_node *n);      /* after an event *
 void sim_check_applied(struct sim *s, struct sim_node *n, const struct entry *e,
 		       uint64_t res_hash);
 void sim_check_acked(struct sim *s, uint64_t index);
+/* A node applied (client_id, seq) with status: remember the first time. */
+void sim_check_effect(struct sim *s, uint64_t client_id, uint64_t seq,
+		      uint32_t status, bool duplicate);
 void sim_check_full(struct sim *s);                           /* pairwise */
 void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index);
 void sim_check_leader_tick(struct sim *s, struct sim_node *n);

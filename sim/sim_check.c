@@ -224,6 +224,26 @@ void sim_check_acked(struct sim *s, uint64_t index)
 		s->chk.acked_max = index;
 }
 
+void sim_check_effect(struct sim *s, uint64_t client_id, uint64_t seq,
+		      uint32_t status, bool duplicate)
+{
+	if (duplicate || status == KV_STALE_SEQ || client_id == 0 ||
+	    client_id > s->client_count)
+		return;
+	struct sim_client *c = &s->clients[client_id - 1];
+	if (!grow((void **)&c->effects, &c->effects_cap, seq, sizeof(*c->effects),
+		  SIM_OPS_MAX + 1)) {
+		sim_fail(s, "sim_limit", "session seq %llu beyond what the checks track",
+			 (unsigned long long)seq);
+		return;
+	}
+	struct sim_effect *e = &c->effects[seq];
+	if (e->at_ns == 0) {
+		e->at_ns = sim_now(s) > 0 ? sim_now(s) : 1;
+		e->status = status;
+	}
+}
+
 static void check_pair(struct sim *s, struct sim_node *a, struct sim_node *b)
 {
 	struct raft_status sa, sb;

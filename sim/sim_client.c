@@ -184,7 +184,7 @@ static void complete(struct sim *s, struct sim_client *c, uint32_t outcome)
 static void start_op(struct sim *s, struct sim_client *c, struct sim_op *op)
 {
 	if (op->kind != OP_GET)
-		c->seq++; /* C2 */
+		op->seq = ++c->seq; /* C2 */
 	c->issued++;
 	c->busy = true;
 	c->attempt = 0;
@@ -387,6 +387,11 @@ bool sim_clients_done(const struct sim *s)
 
 void sim_ops_free(struct sim *s)
 {
+	for (uint32_t i = 0; i < SIM_CLIENTS_MAX; i++) {
+		free(s->clients[i].effects);
+		s->clients[i].effects = NULL;
+		s->clients[i].effects_cap = 0;
+	}
 	for (uint32_t i = 0; i < s->op_count; i++)
 		free(s->ops[i].result);
 	free(s->ops);
@@ -396,7 +401,34 @@ void sim_ops_free(struct sim *s)
 
 /* ---- the history -------------------------------------------------------- */
 
-static int build_history(const struct sim *s, struct check_history *h)
+/*
+ * An indeterminate write is resolved from what the cluster did, which the
+ * simulator sees: if (client_id, seq) was applied anywhere, it took effect
+ * by its first apply (a committed entry is applied after its commit point),
+ * with the result that apply gave; if it never was, after the heal and the
+ * quiet period it never will be (any future leader holds the healed
+ * leader's committed log), so it did not take effect. Every answer a client
+ * saw is checked as it was; only unknown outcomes are filled in.
+ */
+static void resolve(const struct sim *s, const struct sim_op *op,
+		    struct check_op_in *in)
+{
+	const struct sim_client *c = &s->clients[op->client];
+	if (op->seq == 0 || op->seq >= c->effects_cap ||
+	    c->effects[op->seq].at_ns == 0 ||
+	    c->effects[op->seq].status == KV_TOO_BIG) {
+		in->outcome = CHECK_FAIL;
+		in->complete_ns = op->invoke_ns;
+		return;
+	}
+	const struct sim_effect *e = &c->effects[op->seq];
+	in->outcome = CHECK_OK;
+	in->complete_ns = e->at_ns > op->invoke_ns ? e->at_ns : op->invoke_ns;
+	in->result_bool = e->status == KV_OK;
+}
+
+static int build_history(const struct sim *s, struct check_history *h,
+			 bool resolved)
 {
 	static const enum check_kind kinds[] = {CHECK_GET, CHECK_PUT, CHECK_DEL,
 						CHECK_CAS, CHECK_APPEND};
@@ -426,6 +458,8 @@ static int build_history(const struct sim *s, struct check_history *h)
 		in.result_bool = op->result_found;
 		in.invoke_ns = op->invoke_ns;
 		in.complete_ns = in.outcome == CHECK_INFO ? op->invoke_ns : op->complete_ns;
+		if (resolved && in.outcome == CHECK_INFO)
+			resolve(s, op, &in);
 		int rc = check_history_add(h, &in);
 		if (rc != 0)
 			return rc;
@@ -437,7 +471,7 @@ int sim_history_write(const struct sim *s, FILE *f)
 {
 	struct check_history h;
 	check_history_init(&h);
-	int rc = build_history(s, &h);
+	int rc = build_history(s, &h, false);
 	if (rc == 0)
 		rc = check_write_native(&h, f);
 	check_history_free(&h);
@@ -448,14 +482,14 @@ void sim_history_check(struct sim *s)
 {
 	struct check_history h;
 	check_history_init(&h);
-	int rc = build_history(s, &h);
+	if (s->opts.history != NULL && sim_history_write(s, s->opts.history) != 0)
+		sim_fail(s, "history", "cannot write the history file");
+	int rc = build_history(s, &h, true);
 	if (rc != 0) {
 		sim_fail(s, "history", "building the history: %s", keel_err_name(rc));
 		check_history_free(&h);
 		return;
 	}
-	if (s->opts.history != NULL && check_write_native(&h, s->opts.history) != 0)
-		sim_fail(s, "history", "cannot write the history file");
 	struct check_limits lim = {.timeout_ms = s->opts.check_timeout_ms};
 	struct check_result res;
 	memset(&res, 0, sizeof(res));

@@ -252,6 +252,8 @@ static void on_result(void *ctx, const struct kv_result *res)
 	h = simrng_mix(h ^ res->seq);
 	h = simrng_mix(h ^ ((uint64_t)res->status << 1 | res->duplicate));
 	n->res_hash[k] = h;
+	sim_check_effect(a->s, res->client_id, res->seq, res->status,
+			 res->duplicate);
 	struct sim_waiter *w;
 	while ((w = find_write(n, res->client_id, res->seq)) != NULL) {
 		sim_check_acked(a->s, res->index);
