@@ -163,7 +163,8 @@ static bool restore_valid(const struct raft_restore *st)
 static int alloc_buffers(struct raft *r)
 {
 	const struct keel_alloc *a = &r->opt.alloc;
-	r->outbox = keel_malloc(a, RAFT_OUTBOX_MAX * sizeof(*r->outbox));
+	r->outbox_cap = RAFT_OUTBOX_MIN;
+	r->outbox = keel_malloc(a, r->outbox_cap * sizeof(*r->outbox));
 	r->reads_pending =
 		keel_malloc(a, RAFT_READS_PENDING_MAX * sizeof(*r->reads_pending));
 	r->reads_done = keel_malloc(a, RAFT_READS_PENDING_MAX * sizeof(*r->reads_done));
@@ -357,7 +358,8 @@ void raft_check_invariants(const struct raft *r)
 	KEEL_ASSERT(r->applied <= r->commit);               /* I5 */
 	KEEL_ASSERT(r->applied <= r->log.stable_index ||
 		    r->applied <= r->log.snapshot_index);   /* I5 */
-	KEEL_ASSERT(r->outbox_count <= RAFT_OUTBOX_MAX);    /* I13 */
+	KEEL_ASSERT(r->outbox_count <= r->outbox_cap);      /* I13 */
+	KEEL_ASSERT(r->outbox_cap <= RAFT_OUTBOX_MAX);      /* I13 */
 	if (r->config_index > 0) {                          /* I11 */
 		KEEL_ASSERT(r->config_index <= last);
 		KEEL_ASSERT(raft_log_get(&r->log, r->config_index)->type ==

@@ -15,6 +15,8 @@
 
 /* Named limits of the core. */
 #define RAFT_OUTBOX_MAX 512u       /* messages queued between two readies */
+#define RAFT_OUTBOX_MIN 16u        /* initial outbox; doubles up to the max */
+#define RAFT_READY_COMMITTED_MAX 4096u /* entries released for apply per ready */
 #define RAFT_INFLIGHT_MAX 64u      /* cap on options.inflight_appends_max */
 #define RAFT_ELECTION_TICKS_MAX (1u << 20)
 #define RAFT_LOG_SCAN_MAX (1u << 30) /* bound on backwards scans of the log */
@@ -137,6 +139,7 @@ struct raft {
 	/* Outputs. */
 	struct raft_out_msg *outbox;
 	uint32_t outbox_count;
+	uint32_t outbox_cap; /* grows by doubling, never while a ready is out */
 	uint64_t outbox_dropped;
 	struct msg scratch; /* filled instead when the outbox is full */ /* messages dropped because the outbox was full */
 	struct raft_hard_state hs_handed; /* hard state last given out */

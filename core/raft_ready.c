@@ -37,6 +37,24 @@ uint32_t raft_outbox_room(const struct raft *r)
 	return RAFT_OUTBOX_MAX - r->outbox_count;
 }
 
+/* Make room for one more message; false when out of memory. */
+static bool outbox_reserve(struct raft *r)
+{
+	if (r->outbox_count < r->outbox_cap)
+		return true;
+	uint32_t cap = r->outbox_cap * 2;
+	if (cap > RAFT_OUTBOX_MAX)
+		cap = RAFT_OUTBOX_MAX;
+	KEEL_ASSERT(cap > r->outbox_count);
+	struct raft_out_msg *n =
+		keel_realloc(&r->opt.alloc, r->outbox, cap * sizeof(*n));
+	if (n == NULL)
+		return false;
+	r->outbox = n;
+	r->outbox_cap = cap;
+	return true;
+}
+
 /* Queue a message. When the outbox is full the message is dropped and
  * counted (Raft tolerates loss; the protocol retries) and the caller gets a
  * scratch message to fill, so callers need no special case. */
@@ -45,8 +63,9 @@ struct msg *raft_send(struct raft *r, uint32_t type, keel_node_id to,
 {
 	KEEL_ASSERT(type >= MSG_PREVOTE && type <= MSG_TYPE_MAX);
 	KEEL_ASSERT(to != r->opt.id);
+	KEEL_ASSERT(!r->ready_pending); /* R1: the outbox may move */
 	struct msg *m = &r->scratch;
-	if (raft_outbox_room(r) == 0) {
+	if (raft_outbox_room(r) == 0 || !outbox_reserve(r)) {
 		r->outbox_dropped++;
 	} else {
 		struct raft_out_msg *om = &r->outbox[r->outbox_count++];
@@ -110,6 +129,8 @@ static void ready_entries(struct raft *r, struct raft_ready *rd)
 	}
 	uint64_t to = r->commit < r->log.stable_index ? r->commit
 						      : r->log.stable_index;
+	if (to > r->applied && to - r->applied > RAFT_READY_COMMITTED_MAX)
+		to = r->applied + RAFT_READY_COMMITTED_MAX; /* the rest next time */
 	if (to > r->applied) { /* R4 */
 		KEEL_ASSERT(r->applied >= r->log.snapshot_index);
 		rd->committed = raft_log_get(&r->log, r->applied + 1);

@@ -246,3 +246,40 @@ TEST(leader_config_change_takes_effect_on_append)
 	cl_drain(&c, &c.n[0]);
 	cl_free(&c);
 }
+
+/* A restart with a long committed tail releases it in bounded slices. */
+TEST(committed_released_in_bounded_slices)
+{
+	enum { N = 5000 };
+	struct entry *e = calloc(N, sizeof(*e));
+	for (size_t i = 0; i < N; i++) {
+		e[i].index = i + 1;
+		e[i].term = 1;
+		e[i].type = ENTRY_NOOP;
+	}
+	struct raft_restore st = { 0 };
+	st.hard_state.term = 1;
+	st.hard_state.commit = N;
+	st.entries = e;
+	st.entry_count = N;
+	int rc;
+	struct raft *r = new_raft(1, &st, &rc);
+	ASSERT_EQ(rc, 0);
+	size_t total = 0, readies = 0;
+	while (raft_has_ready(r)) {
+		struct raft_ready rd;
+		raft_ready(r, &rd);
+		ASSERT_LE(rd.committed_count, 4096u);
+		ASSERT_EQ(rd.entry_count, 0u); /* already durable */
+		if (rd.committed_count > 0)
+			ASSERT_U64_EQ(rd.committed[0].index, total + 1);
+		total += rd.committed_count;
+		readies++;
+		raft_advance(r, &rd);
+	}
+	ASSERT_EQ(total, (size_t)N);
+	ASSERT_GE(readies, 2u);
+	raft_close(r);
+	free(r);
+	free(e);
+}
