@@ -20,5 +20,7 @@ $B bench --clients 32 --count 100000 --keys 100000 --op put --value-bytes 100 | 
 echo "== 64 clients, put, 100-byte values, over 100,000 keys"
 $B bench --clients 64 --seconds "$S" --op put --value-bytes 100 --keys 100000
 for i in 1 2 3; do
-	echo "node $i peak RSS: $(sed -n 's/^VmHWM:[[:space:]]*//p' "/proc/$(cl_pid "$i")/status")"
+	st="/proc/$(cl_pid "$i")/status"
+	echo "node $i peak RSS: $(sed -n 's/^VmHWM:[[:space:]]*//p' "$st")" \
+		"(now: anonymous $(sed -n 's/^RssAnon:[[:space:]]*//p' "$st"), file-backed $(sed -n 's/^RssFile:[[:space:]]*//p' "$st"))"
 done
