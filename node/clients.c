@@ -200,8 +200,6 @@ static void handle_write(struct server *s, struct cconn *c,
 		c->refs++;
 		if (prev != NULL)
 			conn_unref(s, prev);
-		if (old->proposed)
-			return;
 		return;
 	}
 	if (s->batch_count == KEEL_BATCH_COMMANDS_MAX ||
