@@ -7,7 +7,10 @@
  *     length (<= KEEL_FRAME_BYTES_MAX) and checksum all check; the header is
  *     checked as soon as its 12 bytes are in, before any payload is buffered.
  *  2. The stream buffers at most one frame: buf_cap <= KEEL_FRAME_BYTES_MAX
- *     + CODEC_FRAME_OVERHEAD.
+ *     + CODEC_FRAME_OVERHEAD; it grows only with bytes received (at most
+ *     twice them, or STREAM_BUF_BYTES_MIN), so a header that claims a large
+ *     frame costs nothing until the bytes come; between frames at most
+ *     STREAM_BUF_BYTES_KEEP stays allocated.
  *  3. A stream error is sticky: once error != 0, every feed returns it and
  *     consumes nothing.
  *  4. Nothing here asserts on input bytes.
@@ -23,6 +26,8 @@
 #include "err.h"
 
 #define STREAM_BUF_BYTES_MAX (KEEL_FRAME_BYTES_MAX + CODEC_FRAME_OVERHEAD)
+#define STREAM_BUF_BYTES_MIN 4096u   /* first allocation for a frame body */
+#define STREAM_BUF_BYTES_KEEP 65536u /* kept between frames; more is freed */
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -158,17 +163,27 @@ void codec_stream_close(struct codec_stream *s)
 	s->payload = NULL;
 }
 
-/* Make room for the body (payload + trailer) of the frame in the header. */
-static int stream_reserve(struct codec_stream *s, uint32_t body_bytes)
+/* Make room for need bytes of the current frame's body. The buffer grows
+ * with the bytes that actually arrived (doubling, from STREAM_BUF_BYTES_MIN),
+ * never ahead of them to the length a header merely claims (invariant 2). */
+static int stream_reserve(struct codec_stream *s, uint32_t need,
+			  uint32_t body_bytes)
 {
+	KEEL_ASSERT(need <= body_bytes);
 	KEEL_ASSERT(body_bytes <= STREAM_BUF_BYTES_MAX);
-	if (body_bytes <= s->buf_cap)
+	if (need <= s->buf_cap)
 		return 0;
-	uint8_t *p = keel_realloc(&s->alloc, s->buf, body_bytes);
+	uint32_t cap = s->buf_cap < STREAM_BUF_BYTES_MIN / 2 ? STREAM_BUF_BYTES_MIN
+							     : 2 * s->buf_cap;
+	if (cap < need)
+		cap = need;
+	if (cap > body_bytes)
+		cap = body_bytes;
+	uint8_t *p = keel_realloc(&s->alloc, s->buf, cap);
 	if (p == NULL)
 		return KEEL_ENOMEM;
 	s->buf = p;
-	s->buf_cap = body_bytes;
+	s->buf_cap = cap;
 	return 0;
 }
 
@@ -196,7 +211,12 @@ static int stream_header(struct codec_stream *s, const uint8_t *p, size_t n,
 	int rc = header_check(s->header, &s->frame_type, &s->payload_bytes);
 	if (rc != 0)
 		return rc;
-	return stream_reserve(s, s->payload_bytes + CODEC_TRAILER_BYTES);
+	if (s->buf_cap > STREAM_BUF_BYTES_KEEP) { /* after a large frame */
+		keel_free(&s->alloc, s->buf);
+		s->buf = NULL;
+		s->buf_cap = 0;
+	}
+	return 0;
 }
 
 int codec_stream_feed(struct codec_stream *s, const uint8_t *p, size_t n,
@@ -223,6 +243,9 @@ int codec_stream_feed(struct codec_stream *s, const uint8_t *p, size_t n,
 	size_t take = body_bytes - s->buf_have;
 	if (take > n - *used)
 		take = n - *used;
+	int rc = stream_reserve(s, s->buf_have + (uint32_t)take, body_bytes);
+	if (rc != 0)
+		return stream_fail(s, rc);
 	if (take > 0)
 		memcpy(s->buf + s->buf_have, p + *used, take);
 	s->buf_have += (uint32_t)take;

@@ -775,6 +775,41 @@ TEST(stream_rejects_each_bad_frame)
 	ASSERT_EQ(stream_first_error(buf, (size_t)n, 1), 0);
 }
 
+TEST(stream_memory_follows_bytes_received)
+{
+	/* A header claiming the largest frame, then a trickle of bytes: the
+	 * buffer grows with what arrived, not with what was claimed. */
+	uint8_t h[CODEC_HEADER_BYTES + 10] = { 'K', 'E', 'E', 'L', CODEC_VERSION, FRAME_PEER };
+	uint32_t len = KEEL_FRAME_BYTES_MAX;
+	h[8] = (uint8_t)(len >> 24);
+	h[9] = (uint8_t)(len >> 16);
+	h[10] = (uint8_t)(len >> 8);
+	h[11] = (uint8_t)len;
+	struct codec_stream s;
+	codec_stream_init(&s, NULL);
+	size_t used;
+	ASSERT_EQ(codec_stream_feed(&s, h, sizeof(h), &used), 0);
+	ASSERT_EQ(used, sizeof(h));
+	ASSERT_LE(s.buf_cap, 4096);
+	codec_stream_close(&s);
+
+	/* After a large frame, a small one does not keep the large buffer. */
+	static uint8_t big[300u * 1024u];
+	static uint8_t frames[300u * 1024u + 64u];
+	int n1 = codec_frame_encode(FRAME_PEER, big, 200u * 1024u, frames, sizeof(frames));
+	ASSERT_GT(n1, 0);
+	int n2 = codec_frame_encode(FRAME_HELLO, big, 3, frames + n1, sizeof(frames) - (size_t)n1);
+	ASSERT_GT(n2, 0);
+	codec_stream_init(&s, NULL);
+	ASSERT_EQ(codec_stream_feed(&s, frames, (size_t)n1 + (size_t)n2, &used), 1);
+	ASSERT_EQ(used, n1);
+	ASSERT_GE(s.buf_cap, 200u * 1024u);
+	ASSERT_EQ(codec_stream_feed(&s, frames + n1, (size_t)n2, &used), 1);
+	ASSERT_EQ(s.payload_bytes, 3);
+	ASSERT_LE(s.buf_cap, 4096);
+	codec_stream_close(&s);
+}
+
 TEST(stream_error_after_good_frames)
 {
 	int n = hello_frame();
