@@ -75,7 +75,7 @@ cl_start() {
 	"$KEEL_BIN/keel" --id "$i" --data "$CL_DIR/n$i" \
 		--listen "$(cl_peer_addr "$i")" --client "$(cl_client_addr "$i")" \
 		--peers "$CL_PEERS" --bootstrap --http "$(cl_http_addr "$i")" \
-		--redis "$(cl_redis_addr "$i")" \
+		--redis "$(cl_redis_addr "$i")" ${CL_FLAGS:-} \
 		>>"$CL_DIR/log.$i" 2>&1 &
 	echo $! >"$CL_DIR/pid.$i"
 }

@@ -237,6 +237,15 @@ int config_set(struct node_config *c, const char *name, const char *value,
 	if (strcmp(name, "heartbeat-ticks") == 0)
 		return set_u32(&c->heartbeat_ticks, value, 1, 100000, where, err,
 			       err_bytes);
+	if (strcmp(name, "map-bytes") == 0) {
+		uint64_t v;
+		if (parse_u64(value, 1u << 20, 1ull << 44, &v) != 0)
+			return fail(err, err_bytes,
+				    "%s: expected a size in bytes from 1 MiB to 16 TiB, got '%s'",
+				    where, value);
+		c->map_bytes = v;
+		return 0;
+	}
 	if (strcmp(name, "pending-max") == 0)
 		return set_u32(&c->pending_max, value, 1, 1000000, where, err,
 			       err_bytes);

@@ -60,6 +60,7 @@ struct node_config {
 	uint32_t election_ticks;
 	uint32_t heartbeat_ticks;
 	uint32_t pending_max; /* client requests waiting for an answer */
+	uint64_t map_bytes;   /* LMDB map size, 0: the store's default */
 };
 
 void config_defaults(struct node_config *c);

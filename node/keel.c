@@ -4,7 +4,8 @@
  *
  * Exit codes: 0 clean shutdown; 1 runtime failure (cannot listen, cannot
  * open the store); 2 bad flags or configuration (the message says what to
- * fix); 3 storage failed while serving.
+ * fix); 3 storage failed while serving (full, I/O error: sticky; the node
+ * stops serving, says why and exits).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ static const char usage[] =
 	"  --election-ticks N   election timeout in ticks (default 30)\n"
 	"  --heartbeat-ticks N  heartbeat interval in ticks (default 5)\n"
 	"  --pending-max N      client requests in flight (default 8192)\n"
+	"  --map-bytes N        largest size of the data file (LMDB map; default 64 GiB)\n"
 	"  --help, --version\n"
 	"\n"
 	"SIGTERM/SIGINT: hand leadership over, finish in-flight work, exit 0;\n"
@@ -209,7 +211,8 @@ static int run(struct node_config *cfg)
 	char err[4 * CONFIG_PATH_BYTES_MAX];
 	mkdir(cfg->data_dir, 0755);
 	struct lmdb_store ls;
-	struct lmdb_store_config lc = { .dir = cfg->data_dir, .create = true };
+	struct lmdb_store_config lc = { .dir = cfg->data_dir, .create = true,
+					.map_bytes = cfg->map_bytes };
 	int rc = lmdb_store_open(&ls, &lc);
 	if (rc != 0)
 		return die(1, "cannot open the data directory %s: %s", cfg->data_dir,
@@ -373,6 +376,8 @@ static int run(struct node_config *cfg)
 		LOG_WARN("event loop closed with handles open: %s", uv_strerror(lrc));
 	if (code == 0)
 		LOG_INFO("stopped cleanly");
+	if (code == 3)
+		LOG_ERROR("the store said: %s", ls.error[0] ? ls.error : "(nothing)");
 out_close_raft:
 	raft_close(r);
 	free(r);
