@@ -178,6 +178,9 @@ struct check_result {
 	uint32_t *stuck;         /* ops that cannot be placed after the prefix */
 	uint32_t stuck_count;
 	uint32_t prefix_state;   /* value id after the prefix */
+	bool stale;              /* illegal proven without search (sim/check_stale.c): */
+	uint32_t stale_read;     /*   this op needs a value that ... */
+	uint32_t stale_overwrite; /*  ... this op (or UINT32_MAX) overwrote before it began */
 	uint64_t states_explored;
 	uint64_t memory_bytes;   /* peak search memory */
 	const char *unknown_why; /* unknown: "timeout" or "memory limit" */

@@ -27,7 +27,7 @@
 #define STEP_PX 18            /* per distinct timestamp */
 #define WIDTH_PX_MIN 900
 
-enum mark { MARK_OTHER, MARK_PREFIX, MARK_STUCK };
+enum mark { MARK_OTHER, MARK_PREFIX, MARK_STUCK, MARK_OVER };
 
 static void html_bytes(FILE *f, const uint8_t *p, size_t len, size_t max)
 {
@@ -116,11 +116,31 @@ static const char *const page_head =
 	".legend span{display:inline-block;padding:2px 8px;margin-right:8px;border-radius:3px}\n"
 	"svg text{font:11px monospace;pointer-events:none}\n"
 	"rect.op{stroke:#333;stroke-width:1} rect.op:hover{stroke-width:3;stroke:#000}\n"
-	".prefix{fill:#9be29b} .stuck{fill:#f28b82} .other{fill:#c6d4ee} .fail{fill:#e4e4e4}\n"
+	".prefix{fill:#9be29b} .stuck{fill:#f28b82} .over{fill:#f9ab4a} .other{fill:#c6d4ee} .fail{fill:#e4e4e4}\n"
 	".info{fill:url(#hatch)} table{border-collapse:collapse;margin-top:12px}\n"
 	"td,th{border:1px solid #ccc;padding:3px 8px;font-family:monospace;text-align:left}\n"
 	".scroll{overflow-x:auto;border:1px solid #ddd}\n"
 	"</style></head><body>\n";
+
+/* The proof without search: which op cannot see its value, and why. */
+static void write_stale(FILE *f, const struct check_history *h, const struct check_result *res)
+{
+	const struct check_op *r = &h->ops[res->stale_read];
+	fprintf(f, "<p><b>Proven without search:</b> client %llu's <span class=\"k\">",
+		(unsigned long long)r->client);
+	op_text(f, h, r, TOOLTIP_CHARS_MAX);
+	fprintf(f, "</span> (input line %u, red) needs a value, but every operation that "
+		   "could have produced it (and the initial value, if it is the one) was "
+		   "overwritten before this operation began", r->line);
+	if (res->stale_overwrite != UINT32_MAX) {
+		const struct check_op *x = &h->ops[res->stale_overwrite];
+		fprintf(f, ": the latest one by client %llu's <span class=\"k\">",
+			(unsigned long long)x->client);
+		op_text(f, h, x, TOOLTIP_CHARS_MAX);
+		fprintf(f, "</span> (input line %u, orange), which completed before it began", x->line);
+	}
+	fputs(".</p>\n", f);
+}
 
 static void write_summary(FILE *f, const struct check_history *h, const struct check_result *res,
 			  const char *title)
@@ -133,15 +153,21 @@ static void write_summary(FILE *f, const struct check_history *h, const struct c
 	html_bytes(f, key, klen, TOOLTIP_CHARS_MAX);
 	fputs("\">'", f);
 	html_bytes(f, key, klen, TOOLTIP_CHARS_MAX);
-	fprintf(f, "'</span>, model %s, %u operations on this key. The longest linearizable "
-		   "prefix found has %u operations (green, numbered in order); after it the "
-		   "value is <span class=\"k\">", check_model_name(res->model), res->key_op_count,
-		res->prefix_count);
-	html_val(f, &h->vals, res->prefix_state, TOOLTIP_CHARS_MAX);
-	fprintf(f, "</span> and %u operation(s) that had to come next cannot be placed (red).</p>\n",
-		res->stuck_count);
+	fprintf(f, "'</span>, model %s, %u operations on this key.</p>\n",
+		check_model_name(res->model), res->key_op_count);
+	if (!res->stale) {
+		fprintf(f, "<p>The longest linearizable prefix found has %u operations (green, "
+			   "numbered in order); after it the value is <span class=\"k\">",
+			res->prefix_count);
+		html_val(f, &h->vals, res->prefix_state, TOOLTIP_CHARS_MAX);
+		fprintf(f, "</span> and %u operation(s) that had to come next cannot be placed "
+			   "(red).</p>\n", res->stuck_count);
+	}
+	if (res->stale)
+		write_stale(f, h, res);
 	fputs("<p class=\"legend\"><span class=\"prefix\" style=\"background:#9be29b\">in the "
 	      "prefix</span><span style=\"background:#f28b82\">cannot be placed</span>"
+	      "<span style=\"background:#f9ab4a\">overwrote its value</span>"
 	      "<span style=\"background:#c6d4ee\">not reached</span><span style=\"background:"
 	      "#e4e4e4\">failed (no effect)</span><span style=\"background:#f7d9a8\">"
 	      "indeterminate (bar runs to the end)</span> Hover a bar for details. "
@@ -153,6 +179,7 @@ static void write_bar(FILE *f, const struct check_history *h, uint32_t i, enum m
 {
 	const struct check_op *op = &h->ops[i];
 	const char *cls = m == MARK_PREFIX ? "prefix" : m == MARK_STUCK ? "stuck"
+			: m == MARK_OVER ? "over"
 			: op->outcome == CHECK_FAIL ? "fail" : op->outcome == CHECK_INFO ? "info" : "other";
 	int y = row * ROW_PX + 24;
 	fprintf(f, "<rect class=\"op %s\" x=\"%u\" y=\"%d\" width=\"%u\" height=\"%d\" rx=\"3\">"
@@ -172,6 +199,8 @@ static void write_bar(FILE *f, const struct check_history *h, uint32_t i, enum m
 		fprintf(f, "\nstep %u of the linearizable prefix", order);
 	else if (m == MARK_STUCK)
 		fputs("\ncannot be placed after the prefix", f);
+	else if (m == MARK_OVER)
+		fputs("\noverwrote the value before the red operation began", f);
 	/* The label is clipped to its bar by a nested svg. */
 	fprintf(f, "</title></rect>\n<svg x=\"%u\" y=\"%d\" width=\"%u\" height=\"%d\">"
 		   "<text x=\"3\" y=\"15\">", x0, y, x1 > x0 + 4 ? x1 - x0 - 2 : 2, ROW_PX - 8);
@@ -237,7 +266,8 @@ static int write_picture(FILE *f, const struct check_history *h, const struct ch
 		uint32_t x1 = op->complete_ns == CHECK_TIME_INF
 				      ? width - 4
 				      : LEFT_PX + ordinal(times, ut, op->complete_ns) * STEP_PX + STEP_PX / 2;
-		enum mark m = order[i] ? MARK_PREFIX : stuck[i] ? MARK_STUCK : MARK_OTHER;
+		enum mark m = order[i] ? MARK_PREFIX : stuck[i] ? MARK_STUCK
+			    : (res->stale && i == res->stale_overwrite) ? MARK_OVER : MARK_OTHER;
 		write_bar(f, h, i, m, order[i], (int)ordinal(clients, uc, op->client), x0, x1);
 	}
 	fputs("</svg></div>\n", f);
@@ -315,7 +345,7 @@ int check_html_write(struct check_history *h, const struct check_result *res,
 	fprintf(f, page_head, "illegal");
 	write_summary(f, h, res, title);
 	int rc = write_picture(f, h, res);
-	if (rc == 0)
+	if (rc == 0 && !res->stale)
 		write_table(f, h, res);
 	fputs("</body></html>\n", f);
 	if (ferror(f) && rc == 0)

@@ -14,6 +14,7 @@
  *  3. Everything a key's search holds is given back to the budget before
  *     the next key.
  */
+#include "check_stale.h"
 #include "check_wgl.h"
 
 #include <stdlib.h>
@@ -328,10 +329,44 @@ static int group_by_key(const struct check_history *h, uint32_t *order, uint32_t
 	return 0;
 }
 
+/* Fills res for a key proven illegal by check_stale_read(). */
+static int fill_stale(const struct check_history *h, struct check_result *res, uint32_t key,
+		      uint32_t init, const struct check_stale *st)
+{
+	res->key = key;
+	uint32_t all = 0;
+	for (uint32_t i = 0; i < h->op_count; i++)
+		all += h->ops[i].key == key;
+	res->key_ops = malloc(sizeof(uint32_t) * (all + 1));
+	res->prefix = malloc(sizeof(uint32_t));
+	res->stuck = malloc(sizeof(uint32_t));
+	if (!res->key_ops || !res->prefix || !res->stuck)
+		return KEEL_ENOMEM;
+	for (uint32_t i = 0; i < h->op_count; i++)
+		if (h->ops[i].key == key)
+			res->key_ops[res->key_op_count++] = i;
+	res->stuck[res->stuck_count++] = st->read;
+	res->prefix_state = init;
+	res->stale = true;
+	res->stale_read = st->read;
+	res->stale_overwrite = st->overwrite;
+	return 0;
+}
+
 static enum check_verdict check_key(struct wgl_run *run, struct check_result *res,
 				    const uint32_t *idx, uint32_t n, uint32_t key,
 				    uint32_t init, int *rc)
 {
+	struct check_stale st;
+	int found = check_stale_read(run->h, idx, n, init, &st);
+	if (found < 0) {
+		run->why = "memory limit";
+		return CHECK_VERDICT_UNKNOWN;
+	}
+	if (found) {
+		*rc = fill_stale(run->h, res, key, init, &st);
+		return CHECK_VERDICT_ILLEGAL;
+	}
 	struct wgl_part p;
 	enum check_verdict v = CHECK_VERDICT_UNKNOWN;
 	if (wgl_part_init(&p, run, idx, n) == 0)

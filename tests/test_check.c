@@ -514,6 +514,10 @@ TEST(planted_stale_read_is_illegal)
 			ASSERT_MEM_EQ(key, "k0", 2);
 			ASSERT_TRUE(res.prefix_count < res.key_op_count);
 			ASSERT_GT(res.stuck_count, 0);
+			/* Proven without search: the read, hidden by the second put. */
+			ASSERT_TRUE(res.stale);
+			ASSERT_EQ(res.stale_read, h.op_count - 1);
+			ASSERT_EQ(res.stale_overwrite, h.op_count - 2);
 			check_result_free(&res);
 			check_history_free(&h);
 		}
@@ -896,4 +900,29 @@ TEST(long_history_windowed)
 		check_result_free(&res);
 		check_history_free(&h);
 	}
+}
+
+/* The search-free proof stays silent when the stale value's writer is
+ * indeterminate (it may take effect late), and the search says ok. */
+TEST(stale_proof_respects_indeterminate_writers)
+{
+	ASSERT_EQ(verdict_text("# keel history v1\n"
+			       "1 put 'k 'a - 1 - info -\n"
+			       "2 put 'k 'b - 5 6 ok -\n"
+			       "2 get 'k - - 8 9 ok 'a\n"),
+		  CHECK_VERDICT_OK);
+	/* An append can rebuild the value: 'ab' after 'x' is reachable. */
+	ASSERT_EQ(verdict_text("# keel history v1\n"
+			       "1 put 'k 'a - 1 2 ok -\n"
+			       "1 put 'k 'x - 3 4 ok -\n"
+			       "2 append 'k 'b - 5 - info -\n"
+			       "3 put 'k 'a - 5 - info -\n"
+			       "2 get 'k - - 8 9 ok 'ab\n"),
+		  CHECK_VERDICT_OK);
+	ASSERT_EQ(verdict_text("# keel history v1\n"
+			       "1 put 'k 'a - 1 2 ok -\n"
+			       "1 put 'k 'x - 3 4 ok -\n"
+			       "2 append 'k 'b - 5 - info -\n"
+			       "2 get 'k - - 8 9 ok 'ab\n"),
+		  CHECK_VERDICT_ILLEGAL);
 }
