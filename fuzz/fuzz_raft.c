@@ -6,7 +6,8 @@
  * Every message crosses the real codec (encode, frame, decode) on its way.
  *
  * After every event:
- *  1. raft_check_invariants() on every live node;
+ *  1. raft_check_invariants() on every live node that got an input (the
+ *     others cannot have changed);
  *  2. election safety: at most one leader per term, ever;
  *  3. log matching: if two live logs hold the same term at an index, they
  *     hold the same terms at every index up to it;
@@ -65,7 +66,8 @@ struct fr_node {
 	uint64_t applied_last; /* last index applied since start */
 	uint32_t role;
 	uint64_t term;
-	bool dirty; /* its log may have changed since the last check */
+	bool dirty;   /* its log may have changed since the last check */
+	bool touched; /* it got an input since the last check */
 	uint64_t first_index, last_index; /* as of the last check */
 };
 
@@ -275,9 +277,11 @@ static void sync_one(struct fr_cluster *c, struct fr_node *n)
 	for (size_t i = 0; i < w.msg_count; i++)
 		net_push(c, w.msgs[i]);
 	w.msg_count = 0;
-	if (w.entry_count > 0 && n->r != NULL)
+	if (w.entry_count > 0 && n->r != NULL) {
 		raft_persisted(n->r, w.entries[w.entry_count - 1].index,
 			       w.entries[w.entry_count - 1].term);
+		n->touched = true;
+	}
 	write_free(&w);
 }
 
@@ -315,6 +319,7 @@ static void drain(struct fr_cluster *c, struct fr_node *n)
 		struct raft_ready rd;
 		raft_ready(n->r, &rd);
 		n->dirty = true;
+		n->touched = true;
 		struct fr_write w = { 0 };
 		w.has_hs = rd.hard_state_changed;
 		w.hs = rd.hard_state;
@@ -351,6 +356,7 @@ static void start(struct fr_node *n)
 	n->role = 0;
 	n->term = 0;
 	n->dirty = true;
+	n->touched = true;
 }
 
 static void crash(struct fr_node *n)
@@ -394,10 +400,12 @@ static void check_log_matching(const struct fr_node *a, const struct fr_node *b)
 
 static void check(struct fr_cluster *c)
 {
+	/* A node's state changes only with its inputs: check the touched. */
 	for (size_t i = 0; i < c->count; i++) {
 		struct fr_node *n = &c->n[i];
-		if (n->r == NULL)
+		if (n->r == NULL || !n->touched)
 			continue;
+		n->touched = false;
 		raft_check_invariants(n->r); /* property 1 */
 		struct raft_status s;
 		raft_status(n->r, &s);
@@ -441,6 +449,7 @@ static void deliver(struct fr_cluster *c, size_t k)
 	struct fr_node *n = &c->n[to];
 	if (n->r != NULL) {
 		FUZZ_CHECK(raft_step(n->r, &m) == 0);
+		n->touched = true;
 		drain(c, n);
 	}
 	codec_decoded_free(&d);
@@ -455,6 +464,7 @@ static void propose(struct fr_cluster *c, struct fr_node *n, uint8_t arg)
 	memset(data + 8, arg, sizeof(data) - 8);
 	uint64_t index;
 	int rc = raft_propose(n->r, ENTRY_COMMAND, data, 1 + arg % sizeof(data), &index);
+	n->touched = true;
 	FUZZ_CHECK(rc == 0 || rc == KEEL_ENOTLEADER || rc == KEEL_ESTATE ||
 		   rc == KEEL_EBUSY);
 	drain(c, n);
@@ -485,6 +495,7 @@ static void event(struct fr_cluster *c, uint8_t op, uint8_t arg)
 	case 6: case 7: case 8: /* tick */
 		if (n->r != NULL) {
 			raft_tick(n->r);
+			n->touched = true;
 			drain(c, n);
 		}
 		break;
@@ -515,6 +526,7 @@ static void event(struct fr_cluster *c, uint8_t op, uint8_t arg)
 	case 14: /* linearizable read */
 		if (n->r != NULL) {
 			int rc = raft_read_index(n->r, c->events);
+			n->touched = true;
 			FUZZ_CHECK(rc == 0 || rc == KEEL_ENOTLEADER || rc == KEEL_EBUSY);
 			drain(c, n);
 		}
@@ -523,6 +535,7 @@ static void event(struct fr_cluster *c, uint8_t op, uint8_t arg)
 		if (n->r != NULL) {
 			keel_node_id to = c->n[(arg / c->count) % c->count].id;
 			int rc = raft_transfer_leader(n->r, to);
+			n->touched = true;
 			FUZZ_CHECK(rc == 0 || rc == KEEL_ENOTLEADER || rc == KEEL_EINVAL);
 			drain(c, n);
 		}
