@@ -123,6 +123,7 @@ int fconn_accept(uv_stream_t *server, struct fconn *c)
 	if (rc != 0)
 		return rc;
 	c->tcp.data = c;
+	c->opened_ms = uv_now(server->loop);
 	rc = uv_accept(server, (uv_stream_t *)&c->tcp);
 	if (rc == 0) {
 		remember_peer_addr(c);

@@ -26,6 +26,7 @@
 
 #define FCONN_READ_BYTES (64u * 1024u)
 #define FCONN_ADDR_BYTES 64u
+#define FCONN_HELLO_MS_MAX 5000u /* an accepted peer must say hello by then */
 
 struct fconn;
 
@@ -55,6 +56,7 @@ struct fconn {
 	uint64_t queue_bytes_max;
 	uint64_t queued_bytes;
 	uint64_t bytes_in;
+	uint64_t opened_ms; /* uv_now() when accepted or connected */
 	int close_reason;
 	bool closing;
 	bool reading;

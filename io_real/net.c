@@ -152,9 +152,31 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 }
 
+static void on_sweep(uv_timer_t *t)
+{
+	struct net *n = t->data;
+	uint64_t now = uv_now(n->loop);
+	for (struct fconn *c = n->inbound; c != NULL; c = c->next) {
+		if (c->tag == 0 && !c->closing &&
+		    now - c->opened_ms > FCONN_HELLO_MS_MAX) { /* invariant 4 */
+			n->ctr.hello_timeouts++;
+			LOG_WARN("closing peer connection from %s: no hello in %u ms",
+				 c->addr, FCONN_HELLO_MS_MAX);
+			fconn_close(c, 0);
+		}
+	}
+}
+
 int net_listen(struct net *n, const char *addr)
 {
 	n->listener.data = n;
+	if (!n->sweep_open) {
+		uv_timer_init(n->loop, &n->sweep);
+		n->sweep.data = n;
+		uv_timer_start(&n->sweep, on_sweep, 1000, 1000);
+		n->sweep_open = true;
+		n->open_handles++;
+	}
 	int rc = fconn_listen(n->loop, &n->listener, addr, on_connection);
 	if (rc == KEEL_EINVAL)
 		return rc;
@@ -372,6 +394,10 @@ void net_stop(struct net *n)
 	n->stopping = true;
 	if (n->listening && !uv_is_closing((uv_handle_t *)&n->listener))
 		uv_close((uv_handle_t *)&n->listener, handle_closed);
+	if (n->sweep_open) {
+		uv_close((uv_handle_t *)&n->sweep, handle_closed);
+		n->sweep_open = false;
+	}
 	for (uint32_t i = 0; i < n->peer_count; i++) {
 		struct net_peer *p = &n->peers[i];
 		if (p->timer_open) {

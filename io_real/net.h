@@ -14,7 +14,9 @@
  *   1. at most one outbound connection per peer, at most NET_INBOUND_MAX
  *      inbound ones;
  *   2. a peer's queued bytes never exceed NET_PEER_QUEUE_BYTES_MAX;
- *   3. the backoff delay is within [NET_BACKOFF_MS_MIN/2, NET_BACKOFF_MS_MAX].
+ *   3. the backoff delay is within [NET_BACKOFF_MS_MIN/2, NET_BACKOFF_MS_MAX];
+ *   4. an inbound connection without a hello is closed within about
+ *      FCONN_HELLO_MS_MAX + one sweep, so silent sockets cannot hold slots.
  */
 #ifndef KEEL_NET_H
 #define KEEL_NET_H
@@ -42,6 +44,7 @@ struct net_counters {
 	uint64_t connects;         /* outbound connections established */
 	uint64_t connect_failures;
 	uint64_t inbound_refused;  /* over NET_INBOUND_MAX */
+	uint64_t hello_timeouts;   /* inbound closed: no hello in time */
 };
 
 typedef void (*net_msg_fn)(void *ctx, const struct msg *m);
@@ -67,6 +70,8 @@ struct net {
 	uint64_t rng;
 	uv_tcp_t listener;
 	bool listening;
+	uv_timer_t sweep; /* closes inbound connections silent past the hello deadline */
+	bool sweep_open;
 	bool stopping;
 	uint32_t peer_count;
 	struct net_peer peers[KEEL_MEMBERS_MAX];

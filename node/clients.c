@@ -416,3 +416,17 @@ void clients_close_all(struct server *s)
 	for (struct cconn *c = s->conns; c != NULL; c = c->next)
 		fconn_close(&c->f, 0);
 }
+
+void clients_sweep(struct server *s)
+{
+	uint64_t now = uv_now(s->loop);
+	for (struct cconn *c = s->conns; c != NULL; c = c->next) {
+		if (!c->hello_ok && !c->f.closing &&
+		    now - c->f.opened_ms > FCONN_HELLO_MS_MAX) {
+			s->ctr.client_hello_timeouts++;
+			LOG_WARN("closing client connection from %s: no hello in %u ms",
+				 c->f.addr, FCONN_HELLO_MS_MAX);
+			fconn_close(&c->f, 0);
+		}
+	}
+}

@@ -59,6 +59,8 @@ int server_render_metrics(struct server *s, char *buf, size_t cap)
 	metric(&o, "client_connections_total", "counter", "Client connections accepted.", s->ctr.client_conns);
 	metric(&o, "client_bad_frames_total", "counter", "Client connections closed for bad input.", s->ctr.client_bad_frames);
 	metric(&o, "client_cluster_refused_total", "counter", "Clients refused for another cluster id.", s->ctr.client_cluster_refused);
+	metric(&o, "client_hello_timeouts_total", "counter", "Clients closed: no hello in time.", s->ctr.client_hello_timeouts);
+	metric(&o, "peer_hello_timeouts_total", "counter", "Peer connections closed: no hello in time.", s->net.ctr.hello_timeouts);
 	metric(&o, "client_busy_total", "counter", "Requests refused: pending table full.", s->ctr.busy);
 	put(&o, "# HELP keel_requests_total Client requests by operation.\n# TYPE keel_requests_total counter\n");
 	for (int i = 0; i < 6; i++)

@@ -42,13 +42,13 @@ static int hello(uint8_t *buf, size_t cap, uint32_t role, uint64_t cluster)
 	return codec_hello_encode(&h, buf, cap);
 }
 
-/* 1 when the peer closed (EOF or reset) within the wait, else 0. */
-static int closed_by_peer(int fd)
+/* 1 when the peer closed (EOF or reset) within wait_ms, else 0. */
+static int closed_by_peer(int fd, int wait_ms)
 {
 	char buf[4096];
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int n = poll(&p, 1, PROBE_WAIT_MS);
+		int n = poll(&p, 1, wait_ms);
 		if (n <= 0)
 			return 0;
 		ssize_t r = recv(fd, buf, sizeof buf, 0);
@@ -177,18 +177,21 @@ int probe_run(int argc, char **argv)
 		n = (size_t)hello(buf, sizeof buf, HELLO_CLIENT, 0x5eed);
 	} else if (strcmp(kind, "wrong-cluster-peer") == 0) {
 		n = (size_t)hello(buf, sizeof buf, HELLO_PEER, 0x5eed);
+	} else if (strcmp(kind, "silent") == 0) {
+		n = 0; /* say nothing: the node must close after its hello deadline */
 	} else {
 		fprintf(stderr, "keelctl: probe: unknown kind %s\n", kind);
 		close(fd);
 		return 2;
 	}
-	if (send(fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n) {
+	if (n > 0 && send(fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n) {
 		close(fd);
 		return 3;
 	}
 	if (half_close)
 		shutdown(fd, SHUT_WR);
-	int closed = closed_by_peer(fd);
+	int closed = closed_by_peer(fd, strcmp(kind, "silent") == 0 ?
+						PROBE_SILENT_WAIT_MS : PROBE_WAIT_MS);
 	close(fd);
 	printf("probe %s %s: %s\n", argv[0], kind,
 	       closed ? "connection closed by the node" : "connection still open");

@@ -8,6 +8,7 @@
  *   bad-checksum   a whole hello frame with one payload byte flipped
  *   wrong-cluster-client / wrong-cluster-peer
  *                  a valid hello with another cluster id
+ *   silent         connect and say nothing (the hello deadline must close it)
  *   get:/PATH      not bad input: an HTTP GET of PATH (the --http port);
  *                  prints the response, exit 0 on 200 OK
  */
@@ -15,6 +16,7 @@
 #define KEEL_NODE_PROBE_H
 
 #define PROBE_WAIT_MS 3000
+#define PROBE_SILENT_WAIT_MS 9000
 
 int probe_run(int argc, char **argv);
 

@@ -388,6 +388,8 @@ static void on_tick(uv_timer_t *t)
 {
 	struct server *s = t->data;
 	raft_tick(s->raft);
+	if (++s->ticks % SERVER_SWEEP_TICKS == 0)
+		clients_sweep(s);
 }
 
 static void on_check(uv_check_t *c)

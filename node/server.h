@@ -44,11 +44,13 @@
 #define SERVER_TRANSFER_WAIT_MS 3000u  /* shutdown: leadership hand-off */
 #define SERVER_DRAIN_WAIT_MS 2000u     /* shutdown: in-flight requests */
 #define SERVER_HTTP_CONNS_MAX 16u
+#define SERVER_SWEEP_TICKS 100u /* how often silent clients are looked for */
 
 struct server_counters {
 	uint64_t client_conns;
 	uint64_t client_bad_frames;
 	uint64_t client_cluster_refused;
+	uint64_t client_hello_timeouts;
 	uint64_t requests[6];  /* by kv_op (0: status) */
 	uint64_t responses[CLIENT_STATUS_MAX + 1];
 	uint64_t busy;
@@ -90,6 +92,7 @@ struct server {
 	uv_check_t check;
 	uv_signal_t sig_term, sig_int;
 	uint32_t signals;
+	uint64_t ticks;
 
 	uv_tcp_t client_listener;
 	bool client_listening;
@@ -155,6 +158,8 @@ void server_begin_drain(struct server *s);
 void server_read_wait(struct server *s, struct pending *p);
 void clients_stop_accepting(struct server *s);
 void clients_close_all(struct server *s);
+/* Close client connections that sent no hello within FCONN_HELLO_MS_MAX. */
+void clients_sweep(struct server *s);
 int http_listen(struct server *s);
 int redis_listen(struct server *s);
 void http_stop(struct server *s);

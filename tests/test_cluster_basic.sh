@@ -42,6 +42,13 @@ check "append" cl_ctl append color -ish
 check "value after cas and append" test "$(cl_ctl get color)" = "green-ish"
 check "status names the leader" sh -c "'$KEEL_BIN/keelctl' --endpoints '$(cl_client_addr "$F")' status | grep -q '^leader $L$'"
 
+# Silent sockets cannot hold connection slots: closed after the hello
+# deadline (run in the background while the other probes go on).
+"$KEEL_BIN/keelctl" probe "$(cl_client_addr "$L")" silent >"$CL_DIR/silent.c" 2>&1 &
+sc=$!
+"$KEEL_BIN/keelctl" probe "$(cl_peer_addr "$F")" silent >"$CL_DIR/silent.p" 2>&1 &
+sp=$!
+
 # Bad input on both ports of every kind; each must be closed by the node.
 for kind in garbage oversized truncated bad-checksum wrong-cluster-client; do
 	check "client port: $kind closes the connection" \
@@ -59,6 +66,11 @@ check "a client of another cluster is logged" \
 	grep -q "refusing client 127.0.0.1:.*cluster id 24301" "$CL_DIR/log.$L"
 check "a peer of another cluster is logged" \
 	grep -q "refusing peer 99 at 127.0.0.1:.*cluster id 24301" "$CL_DIR/log.$F"
+wait "$sc"
+check "client port: a silent connection is closed after the hello deadline" test $? -eq 0
+wait "$sp"
+check "peer port: a silent connection is closed after the hello deadline" test $? -eq 0
+check "the hello deadline is logged" grep -q "no hello in" "$CL_DIR/log.$L"
 check "the leader still serves, data unchanged" test "$(cl_ctl get color)" = "green-ish"
 for i in 1 2 3; do
 	check "node $i is still running" cl_alive "$i"
