@@ -47,8 +47,12 @@ bool raft_append_valid(const struct msg *m)
 static void reply(struct raft *r, const struct msg *m, bool success,
 		  uint64_t match)
 {
-	/* P3: an ack claims durability; a reject claims nothing. */
-	bool after = success && !MUTANT(MUTANT_ACK_BEFORE_DURABLE);
+	/* P3: an ack claims its match is durable here; one whose match is
+	 * already stable (a heartbeat's) need not wait. A reject claims
+	 * nothing. */
+	bool after = success && match > r->log.stable_index;
+	if (MUTANT(MUTANT_ACK_BEFORE_DURABLE))
+		after = false;
 	struct msg *out = raft_send(r, MSG_APPEND_RESP, m->from, after);
 	struct msg_append_resp *resp = &out->u.append_resp;
 	resp->success = success;
@@ -192,7 +196,6 @@ void raft_recv_append_resp(struct raft *r, const struct msg *m)
 	if (p == NULL)
 		return; /* not a member: ignore */
 	const struct msg_append_resp *resp = &m->u.append_resp;
-	p->recent_active = true;
 	if (resp->ctx > p->acked_round && resp->ctx <= r->hb_round)
 		p->acked_round = resp->ctx;
 	if (resp->success)

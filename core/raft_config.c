@@ -80,7 +80,6 @@ static void progress_init(struct raft *r, struct raft_progress *p,
 	p->id = mb->id;
 	p->state = PROGRESS_PROBE;
 	p->next = raft_log_last(&r->log) + 1;
-	p->recent_active = true; /* a new member gets a full window */
 }
 
 /* Keep the progress of members that stay, add new ones, drop the rest. */

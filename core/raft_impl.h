@@ -70,8 +70,8 @@ struct raft_progress {
 	uint64_t match;
 	uint64_t next;
 	bool paused;        /* probe: an append is out, wait for an answer */
-	bool recent_active; /* heard from in this check-quorum window */
-	uint64_t acked_round; /* highest heartbeat round it answered (ReadIndex) */
+	uint64_t acked_round; /* highest heartbeat round it answered (ReadIndex,
+				 check-quorum) */
 	uint32_t stall_ticks; /* ticks without match progress while behind */
 	uint32_t inflight_count; /* ring of last indexes of appends in flight */
 	uint32_t inflight_head;
@@ -104,7 +104,9 @@ struct raft {
 	uint32_t election_elapsed;  /* ticks since heard from a leader / reset */
 	uint32_t election_timeout;  /* randomized, [E, 2E) */
 	uint32_t heartbeat_elapsed; /* leader */
-	uint32_t quorum_elapsed;    /* leader: ticks in this check-quorum window */
+	uint32_t lead_ticks;        /* leader: ticks since elected */
+	uint64_t round_mark_prev;   /* leader: hb_round two half-windows ago */
+	uint64_t round_mark_cur;    /* leader: hb_round one half-window ago */
 
 	struct raft_log log;
 

@@ -20,6 +20,9 @@
  *   P6 a heartbeat is an empty append at the follower's match index, with
  *      commit = min(leader commit, match), so it never moves a follower's
  *      commit beyond what is known to match.
+ *   P7 with check_quorum, a leader steps down once a quorum of voters has
+ *      not answered any heartbeat round started within the last election
+ *      timeout (quorum_active).
  */
 #include <string.h>
 
@@ -167,13 +170,14 @@ void raft_become_leader(struct raft *r)
 	r->role = RAFT_LEADER;
 	r->leader = r->opt.id;
 	r->heartbeat_elapsed = 0;
-	r->quorum_elapsed = 0;
+	r->lead_ticks = 0;
+	r->round_mark_prev = r->hb_round;
+	r->round_mark_cur = r->hb_round;
 	r->transfer_to = KEEL_NODE_NONE;
 	uint64_t last = raft_log_last(&r->log);
 	for (uint32_t i = 0; i < r->progress_count; i++) {
 		struct raft_progress *p = &r->progress[i];
 		p->match = 0;
-		p->recent_active = true;
 		p->acked_round = 0;
 		progress_probe(p, last + 1);
 	}
@@ -236,13 +240,31 @@ void raft_maybe_commit(struct raft *r)
 
 /* ---- Leader: ticks ------------------------------------------------------ */
 
+/*
+ * Check-quorum (P7): a voter counts as active while it has answered a
+ * heartbeat round (append ctx) that started at most an election timeout ago,
+ * so answers it sends late (slow disk, delayed or duplicated packets) to old
+ * rounds do not keep a cut-off leader in place. Round marks are taken every
+ * half election timeout; a round newer than the mark taken two half-windows
+ * ago started less than one election timeout ago. A new leader gets one
+ * election timeout of grace.
+ */
 static bool quorum_active(struct raft *r)
 {
+	uint32_t half = r->opt.election_ticks / 2 > 0 ? r->opt.election_ticks / 2 : 1;
+	if (r->lead_ticks < UINT32_MAX)
+		r->lead_ticks++;
+	if (r->lead_ticks % half == 0) {
+		r->round_mark_prev = r->round_mark_cur;
+		r->round_mark_cur = r->hb_round;
+	}
+	KEEL_ASSERT(r->round_mark_prev <= r->round_mark_cur);
+	if (r->lead_ticks < r->opt.election_ticks)
+		return true;
 	uint32_t active = raft_self_voter(r) ? 1 : 0;
 	for (uint32_t i = 0; i < r->progress_count; i++) {
-		struct raft_progress *p = &r->progress[i];
-		active += p->voter && p->recent_active;
-		p->recent_active = false;
+		const struct raft_progress *p = &r->progress[i];
+		active += p->voter && p->acked_round > r->round_mark_prev;
 	}
 	return active >= raft_quorum(r);
 }
@@ -269,13 +291,10 @@ static void detect_stalls(struct raft *r)
 void raft_tick_leader(struct raft *r)
 {
 	KEEL_ASSERT(r->role == RAFT_LEADER);
-	if (++r->quorum_elapsed >= r->opt.election_ticks) {
-		r->quorum_elapsed = 0;
-		bool ok = quorum_active(r);
-		if (r->opt.check_quorum && !ok && !MUTANT(MUTANT_NO_CHECK_QUORUM)) {
-			raft_become_follower(r, r->term, KEEL_NODE_NONE);
-			return;
-		}
+	bool ok = quorum_active(r);
+	if (r->opt.check_quorum && !ok && !MUTANT(MUTANT_NO_CHECK_QUORUM)) {
+		raft_become_follower(r, r->term, KEEL_NODE_NONE);
+		return;
 	}
 	if (r->transfer_to != KEEL_NODE_NONE &&
 	    ++r->transfer_elapsed >= r->opt.election_ticks)
