@@ -2,7 +2,8 @@
  * check_run.c: check_run() — splits a history by key (P-compositionality:
  * a history of independent keys is linearizable iff each key's is), sets up
  * each key's search (check_wgl.c) smallest key first, and on an illegal key
- * gathers what the HTML picture needs.
+ * gathers what the HTML picture needs. Before searching a key it tries the
+ * search-free proof of check_stale.c.
  *
  * Invariants:
  *  1. Only ops that constrain something are searched: failed ops and reads

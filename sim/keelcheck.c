@@ -6,7 +6,7 @@
  *
  * Prints one line per file: "FILE VERDICT ops=N check_ms=T", then for an
  * illegal history "key=TOKEN" (and "html=PATH" with --html), for an unknown
- * one "why=timeout|memory limit". --repeat N parses and checks each file N
+ * one "why=timeout|memory-limit". --repeat N parses and checks each file N
  * times and prints the medians, with parse_ms (for benchmarks).
  *
  * Exit status: 1 if any history is illegal; else 2 if any input was
@@ -220,7 +220,11 @@ static int check_file(const struct opts *o, const char *path)
 			if (o->html_dir != NULL && write_html(o, path, &h, &res) != 0)
 				status = 1;
 		} else if (res.verdict == CHECK_VERDICT_UNKNOWN) {
-			printf(" why=%s", res.unknown_why ? res.unknown_why : "limit");
+			/* One token: spaces in the reason become dashes. */
+			const char *why = res.unknown_why ? res.unknown_why : "limit";
+			printf(" why=");
+			for (; *why; why++)
+				putchar(*why == ' ' ? '-' : *why);
 			status = 3;
 		}
 		printf("\n");
