@@ -18,6 +18,13 @@
  *     applied anywhere before its election;
  *  6. our own messages always decode (codec validation agrees with raft).
  *
+ * With bit 7 of the first byte set, op 3 instead forges a queued message
+ * (one field changed: terms, indexes, commit, success/granted, sender)
+ * and, when the codec would accept it, steps it: raft.h promises that
+ * raft_step never asserts on content the codec lets through. Once a forged
+ * message is in, properties 2-5 are off (a forged vote may elect two
+ * leaders); raft_check_invariants still runs after every event.
+ *
  * Bounds: FR_EVENTS_MAX events per input, FR_NODES_MAX nodes, FR_NET_MAX queued messages (a full network
  * drops the oldest), FR_PENDING_MAX unsynced writes per node (a full queue
  * syncs the oldest), FR_COMMITTED_MAX tracked entries.
@@ -86,6 +93,8 @@ struct fr_cluster {
 	uint64_t committed_max;
 	keel_node_id term_leader[FR_TERMS_MAX];
 	uint64_t events;
+	bool forge_mode; /* input byte 0, bit 7: op 3 forges a message */
+	bool forged;     /* a forged message was stepped: safety is off */
 };
 
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
@@ -289,7 +298,7 @@ static void sync_one(struct fr_cluster *c, struct fr_node *n)
 
 static void apply(struct fr_cluster *c, struct fr_node *n, const struct raft_ready *rd)
 {
-	for (size_t i = 0; i < rd->committed_count; i++) {
+	for (size_t i = 0; i < rd->committed_count && !c->forged; i++) {
 		const struct entry *e = &rd->committed[i];
 		if (n->applied_last > 0)
 			FUZZ_CHECK(e->index == n->applied_last + 1); /* property 4 */
@@ -411,7 +420,7 @@ static void check(struct fr_cluster *c)
 		raft_status(n->r, &s);
 		n->first_index = s.first_index;
 		n->last_index = s.last_index;
-		if (s.role == RAFT_LEADER) { /* property 2 */
+		if (s.role == RAFT_LEADER && !c->forged) { /* property 2 */
 			FUZZ_CHECK(s.term < FR_TERMS_MAX);
 			if (c->term_leader[s.term] == KEEL_NODE_NONE)
 				c->term_leader[s.term] = s.id;
@@ -425,7 +434,7 @@ static void check(struct fr_cluster *c)
 	/* Logs change only where readies were drained: check those pairs. */
 	for (size_t i = 0; i < c->count; i++)
 		for (size_t j = i + 1; j < c->count; j++)
-			if (c->n[i].r != NULL && c->n[j].r != NULL &&
+			if (c->n[i].r != NULL && c->n[j].r != NULL && !c->forged &&
 			    (c->n[i].dirty || c->n[j].dirty))
 				check_log_matching(&c->n[i], &c->n[j]);
 	for (size_t i = 0; i < c->count; i++)
@@ -456,6 +465,65 @@ static void deliver(struct fr_cluster *c, size_t k)
 	free(f.bytes);
 }
 
+/* Change one field of m (chosen by arg) the way a confused or malicious
+ * peer might, within what the codec accepts. */
+static void forge_field(const struct fr_cluster *c, struct msg *m, uint8_t arg)
+{
+	uint64_t mag = 1 + arg / 8;
+	switch (arg % 8) {
+	case 0: m->term += mag; break;
+	case 1: m->term = m->term > mag ? m->term - mag : 1; break;
+	case 2:
+		if (m->type == MSG_APPEND) m->u.append.commit += mag * 7;
+		if (m->type == MSG_APPEND_RESP) m->u.append_resp.match_index += mag;
+		if (m->type == MSG_SNAPSHOT_RESP) m->u.snapshot_resp.next_offset += mag;
+		break;
+	case 3:
+		if (m->type == MSG_VOTE || m->type == MSG_PREVOTE)
+			m->u.vote.last_log_index += mag;
+		if (m->type == MSG_APPEND && m->u.append.entry_count == 0)
+			m->u.append.prev_index += mag;
+		break;
+	case 4:
+		if (m->type == MSG_APPEND_RESP) m->u.append_resp.success ^= 1;
+		if (m->type == MSG_VOTE_RESP || m->type == MSG_PREVOTE_RESP)
+			m->u.vote_resp.granted ^= 1;
+		break;
+	case 5: m->from = c->n[(m->from + mag) % c->count].id; break;
+	case 6:
+		if (m->type == MSG_APPEND_RESP) {
+			m->u.append_resp.reject_index += mag;
+			m->u.append_resp.hint_index = m->u.append_resp.reject_index;
+		}
+		break;
+	default:
+		if (m->type == MSG_APPEND) m->u.append.commit = UINT64_MAX - mag;
+		if (m->type == MSG_APPEND_RESP) m->u.append_resp.match_index = UINT64_MAX - mag;
+		break;
+	}
+}
+
+/* Step a forged copy of queued message k, if the codec would accept it:
+ * raft.h promises raft_step never asserts on such content. */
+static void forge(struct fr_cluster *c, size_t k, uint8_t arg)
+{
+	uint32_t type, pn;
+	const uint8_t *p;
+	struct msg m;
+	struct codec_decoded d;
+	FUZZ_CHECK(codec_frame_decode(c->net[k].bytes, c->net[k].n, &type, &p, &pn) == 0);
+	FUZZ_CHECK(codec_msg_decode(p, pn, NULL, &m, &d) == 0);
+	forge_field(c, &m, arg);
+	int to = node_of(c, m.to);
+	if (codec_msg_validate(&m) == 0 && to >= 0 && c->n[to].r != NULL) {
+		c->forged = true;
+		FUZZ_CHECK(raft_step(c->n[to].r, &m) == 0);
+		c->n[to].touched = true;
+		drain(c, &c->n[to]);
+	}
+	codec_decoded_free(&d);
+}
+
 static void propose(struct fr_cluster *c, struct fr_node *n, uint8_t arg)
 {
 	uint8_t data[16];
@@ -477,7 +545,9 @@ static void event(struct fr_cluster *c, uint8_t op, uint8_t arg)
 	c->events++;
 	switch (op % 16) {
 	case 0: case 1: case 2: case 3: /* deliver the oldest, or any (reorder) */
-		if (c->net_count > 0)
+		if (c->net_count > 0 && op % 16 == 3 && c->forge_mode)
+			forge(c, k, (uint8_t)(op >> 4) ^ arg);
+		else if (c->net_count > 0)
 			deliver(c, op % 16 == 0 ? k : 0);
 		break;
 	case 4: /* lose one */
@@ -585,7 +655,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct fr_cluster c;
 	if (size < 1)
 		return 0;
-	cluster_init(&c, 3 + data[0] % 3, data[0] / 3);
+	cluster_init(&c, 3 + data[0] % 3, (data[0] & 0x7f) / 3);
+	c.forge_mode = data[0] & 0x80;
 	for (size_t i = 1; i + 1 < size && i / 2 < FR_EVENTS_MAX; i += 2)
 		event(&c, data[i], data[i + 1]);
 	cluster_free(&c);

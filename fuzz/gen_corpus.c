@@ -244,6 +244,20 @@ static void gen_raft(void)
 	ev(&s, 11, 3, 2); /* partial syncs */
 	ev_round(&s, 3, 4);
 	put("raft", "five-nodes", s.b, s.n);
+
+	/* Forgery mode: op 3 steps forged copies of queued messages. */
+	s.n = 0;
+	s.b[s.n++] = 0x80; /* 3 nodes, forge mode */
+	ev(&s, 6, 0, 8);
+	for (uint8_t i = 0; i < 40; i++) {
+		ev(&s, 3 | (uint8_t)(i << 4), i, 1); /* forge */
+		ev(&s, 1, 0, 2);
+		ev(&s, 10, i % 3, 1);
+		if (i % 8 == 0)
+			ev(&s, 9, 0, 1);
+	}
+	ev_round(&s, 1, 4);
+	put("raft", "forge", s.b, s.n);
 }
 
 /* Request sequences for fuzz_apply.c: records [flags][length][payload]. */
