@@ -11,7 +11,7 @@ SAN=${SAN:-0}
 JOBS=${JOBS:-2}
 OPS=${OPS:-400}
 if [ "$SAN" = 1 ]; then
-	SEEDS_PER=${SEEDS_PER:-6}
+	SEEDS_PER=${SEEDS_PER:-20}
 else
 	SEEDS_PER=${SEEDS_PER:-150}
 fi

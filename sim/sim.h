@@ -48,7 +48,8 @@
 #define SIM_PERSIST_MAX 4096u             /* a node's syncs in flight */
 #define SIM_WAITERS_MAX 1024u             /* a node's client requests waiting */
 #define SIM_BATCH_MAX 64u                 /* client commands in one proposal */
-#define SIM_EVENTS_MAX 400000000ull       /* events in one run */
+#define SIM_EVENTS_MAX 200000000ull       /* events in one run */
+#define SIM_EVENTS_PER_VSEC_MAX 1000000u    /* in any virtual second: else a message storm */
 #define SIM_TERMS_MAX (1u << 24)          /* terms tracked for one-leader-per-term */
 #define SIM_LOG_MAX (1u << 24)            /* log indexes tracked by the checks */
 #define SIM_VALUE_BYTES_MAX 64u           /* workload values */
@@ -62,7 +63,7 @@
  * timeout, heartbeat every 50 ms. */
 #define SIM_ELECTION_TICKS 30u
 #define SIM_HEARTBEAT_TICKS 5u
-#define SIM_CLIENT_TIMEOUT_NS (500 * SIM_MS) /* one attempt */
+#define SIM_CLIENT_TIMEOUT_NS (500 * SIM_MS) /* one attempt (swarm draws it) */
 #define SIM_CLIENT_BACKOFF_NS (10 * SIM_MS) /* doubles per retry, up to 16x */
 #define SIM_CLIENT_ATTEMPTS_MAX 1000u       /* then the op is indeterminate */
 /* The fault phase ends when the clients have invoked --ops operations, or
@@ -130,6 +131,7 @@ struct sim_faults {
 	uint32_t stale_read_ppm;  /* share of gets that ask for stale reads */
 	uint64_t think_ns_mean;   /* client pause between operations */
 	uint64_t giveup_ns;       /* a client gives up on an op after this */
+	uint64_t client_timeout_ns; /* one attempt's timeout */
 	uint32_t append_pct;      /* share of appends in the workload */
 };
 
@@ -322,6 +324,8 @@ struct sim {
 
 	struct sim_checks chk;
 	uint64_t events;
+	uint64_t window_start_ns;  /* event-rate window (SIM_EVENTS_PER_VSEC_MAX) */
+	uint64_t window_events;
 	bool healed;
 	uint64_t heal_ns;
 	bool probe_done;
@@ -405,8 +409,10 @@ void sim_nemesis_fault_end(struct sim *s, uint32_t slot, uint64_t gen);
 void sim_nemesis_heal(struct sim *s);
 void sim_nemesis_storm(struct sim *s);
 void sim_nemesis_quiet(struct sim *s);
-/* A leader was elected or proposed: maybe crash it soon (targeted). */
+/* A leader was elected or proposed, or a node wrote its vote or appended
+ * entries: maybe crash it soon (targeted). rate_div divides the rate. */
 void sim_nemesis_leader_hook(struct sim *s, struct sim_node *n);
+void sim_nemesis_write_hook(struct sim *s, struct sim_node *n, uint32_t rate_div);
 void sim_nemesis_crash_soon(struct sim *s, struct sim_node *n, uint64_t epoch);
 
 /* sim_check.c */

@@ -150,7 +150,7 @@ static void send_attempt(struct sim *s, struct sim_client *c)
 		return;
 	}
 	sim_send(s, c->ep, c->target, PKT_REQUEST, buf, (uint32_t)len);
-	sim_schedule(s, sim_now(s) + SIM_CLIENT_TIMEOUT_NS, EV_CLIENT_TIMEOUT,
+	sim_schedule(s, sim_now(s) + s->faults.client_timeout_ns, EV_CLIENT_TIMEOUT,
 		     c->idx, c->attempt, NULL);
 }
 

@@ -49,6 +49,7 @@ static void base(struct sim_faults *f)
 	f->stale_read_ppm = 50000;
 	f->think_ns_mean = 5 * SIM_MS;
 	f->giveup_ns = 10 * SIM_S;
+	f->client_timeout_ns = SIM_CLIENT_TIMEOUT_NS;
 	f->append_pct = 15;
 }
 
@@ -66,6 +67,7 @@ static void symmetric(struct sim_faults *f)
 
 static void net_faults(struct sim_faults *f, struct simrng *r, bool heavy)
 {
+	f->client_timeout_ns = simrng_range(r, 100, 500) * SIM_MS;
 	f->partitions = true;
 	f->clogs = true;
 	f->net.reorder = true;
@@ -137,6 +139,7 @@ static void swarm(struct sim_faults *f, struct simrng *r, uint32_t nodes)
 	f->quiet_ns_max = simrng_range(r, 1, 5) * SIM_S;
 	f->keys = (uint32_t)simrng_range(r, 2, 10);
 	f->giveup_ns = simrng_range(r, 3, 15) * SIM_S;
+	f->client_timeout_ns = simrng_range(r, 100, 1000) * SIM_MS;
 	f->append_pct = (uint32_t)simrng_range(r, 0, 25);
 	f->stale_read_ppm = (uint32_t)simrng_range(r, 0, 200000);
 	f->think_ns_mean = simrng_range(r, 0, 50) * SIM_MS;

@@ -19,7 +19,7 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 
 for n in $(seq 1 12); do
-	name=$(echo "$names" | awk -v n="$n" '$1 == n { print $2 }')
+	name=$(echo "$names" | awk -v n="$n" '$1 == n && $2 != "COUNT" { print $2; exit }')
 	bin=build/mutant/$n/bin/keelsim
 	total=$((total + 1))
 	if [ ! -x "$bin" ]; then

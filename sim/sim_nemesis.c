@@ -278,9 +278,14 @@ void sim_nemesis_act(struct sim *s, uint64_t storm_gen)
 
 void sim_nemesis_leader_hook(struct sim *s, struct sim_node *n)
 {
+	sim_nemesis_write_hook(s, n, 1);
+}
+
+void sim_nemesis_write_hook(struct sim *s, struct sim_node *n, uint32_t rate_div)
+{
 	if (s->healed || s->quiet || s->faults.crash_soon_ppm == 0)
 		return;
-	if (!simrng_chance(&s->rng_faults, s->faults.crash_soon_ppm))
+	if (!simrng_chance(&s->rng_faults, s->faults.crash_soon_ppm / rate_div))
 		return;
 	uint64_t d = simrng_range(&s->rng_faults, 0, s->faults.crash_soon_ns_max);
 	sim_schedule(s, sim_now(s) + d, EV_CRASH, n->idx, n->epoch, NULL);
@@ -290,8 +295,8 @@ void sim_nemesis_crash_soon(struct sim *s, struct sim_node *n, uint64_t epoch)
 {
 	if (s->healed || epoch != n->epoch || n->state != NODE_UP)
 		return;
-	STRACE(s, "targeted crash of n%u (leader term %llu)", n->idx + 1,
-	       (unsigned long long)n->term);
+	STRACE(s, "targeted crash of n%u (%s, term %llu)", n->idx + 1,
+	       raft_role_name(n->role), (unsigned long long)n->term);
 	crash(s, n, s->faults.torn && simrng_chance(&s->rng_faults, 500000));
 }
 

@@ -589,6 +589,11 @@ static void handle_ready(struct sim *s, struct sim_node *n,
 		p = persist_push(s, n, mem_store_commit_id(&n->ms));
 		if (p == NULL)
 			return;
+		if (n->role != RAFT_LEADER && rd->hard_state_changed &&
+		    rd->hard_state.vote != KEEL_NODE_NONE)
+			sim_nemesis_write_hook(s, n, 1); /* crash around a vote */
+		else if (n->role != RAFT_LEADER && rd->entry_count > 0)
+			sim_nemesis_write_hook(s, n, 8); /* around an append ack */
 		if (rd->entry_count > 0) {
 			p->has_ack = true;
 			p->ack_index = rd->entries[rd->entry_count - 1].index;

@@ -301,6 +301,17 @@ static void loop(struct sim *s)
 				 (unsigned long long)SIM_EVENTS_MAX);
 			break;
 		}
+		if (ev.at_ns >= s->window_start_ns + SIM_S) {
+			s->window_start_ns = ev.at_ns;
+			s->window_events = 0;
+		}
+		if (++s->window_events > SIM_EVENTS_PER_VSEC_MAX) {
+			free(ev.ptr);
+			sim_fail(s, "event_storm",
+				 "more than %u events within one virtual second from %.3fs",
+				 SIM_EVENTS_PER_VSEC_MAX, (double)s->window_start_ns / 1e9);
+			break;
+		}
 		simtrace_event(&s->trace, ev.at_ns, ev.kind, ev.who, ev.arg,
 			       ev.kind == EV_DELIVER ? ((struct sim_pkt *)ev.ptr)->bytes : 0);
 		int touched = dispatch(s, &ev);
