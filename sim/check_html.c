@@ -129,10 +129,15 @@ static void write_stale(FILE *f, const struct check_history *h, const struct che
 	fprintf(f, "<p><b>Proven without search:</b> client %llu's <span class=\"k\">",
 		(unsigned long long)r->client);
 	op_text(f, h, r, TOOLTIP_CHARS_MAX);
+	if (res->stale_overwrite == UINT32_MAX) {
+		fprintf(f, "</span> (input line %u, red) needs a value that no operation on "
+			   "this key could have produced.</p>\n", r->line);
+		return;
+	}
 	fprintf(f, "</span> (input line %u, red) needs a value, but every operation that "
 		   "could have produced it (and the initial value, if it is the one) was "
 		   "overwritten before this operation began", r->line);
-	if (res->stale_overwrite != UINT32_MAX) {
+	{
 		const struct check_op *x = &h->ops[res->stale_overwrite];
 		fprintf(f, ": the latest one by client %llu's <span class=\"k\">",
 			(unsigned long long)x->client);
