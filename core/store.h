@@ -47,6 +47,18 @@ struct kv_session {
 	uint32_t status;     /* enum kv_status of that write */
 };
 
+/* One item of a snapshot of the state machine: a kv pair or a session. */
+enum store_item_kind { STORE_ITEM_KV = 1, STORE_ITEM_SESSION = 2 };
+
+struct store_item {
+	uint32_t kind;      /* enum store_item_kind */
+	const uint8_t *key; /* KV: valid until the next call on the store */
+	uint32_t key_bytes;
+	const uint8_t *val;
+	uint32_t val_bytes;
+	struct kv_session session; /* SESSION */
+};
+
 struct store_ops {
 	/* ---- reads (see the open batch's writes, if any) ---- */
 
@@ -96,6 +108,23 @@ struct store_ops {
 
 	/* Make every committed batch durable. */
 	int (*sync)(void *s);
+
+	/* ---- snapshots of the state machine (DESIGN §4) ---- */
+
+	/* Begin reading kv and sessions as committed now; writes may go on
+	 * meanwhile without changing what the snapshot reads (LMDB: a read
+	 * transaction; memory: a copy). *meta: the meta as of the snapshot
+	 * (applied_index...). One snapshot at a time; KEEL_ESTATE if one is
+	 * open or a batch is open. */
+	int (*snap_begin)(void *s, struct store_meta *meta);
+	/* Next item: 1 with *item filled, 0 at the end, or an error
+	 * (KEEL_ESTATE without snap_begin, KEEL_ECORRUPT). Order: every kv
+	 * pair, then every session; the same state gives the same order. */
+	int (*snap_next)(void *s, struct store_item *item);
+	void (*snap_end)(void *s);
+	/* In a batch: delete every kv pair and session (installing a
+	 * snapshot: clear, put its items, set the applied index, commit). */
+	int (*state_clear)(void *s);
 };
 
 struct store {

@@ -189,6 +189,7 @@ void lmdb_store_close(struct lmdb_store *s)
 	if (s->env == NULL)
 		return;
 	lmdb__write_abort(s);
+	lmdb__snap_end(s);
 	if (s->rtxn != NULL)
 		mdb_txn_abort(s->rtxn);
 	mdb_env_close(s->env);

@@ -43,7 +43,7 @@ static int snap_phase(struct lmdb_snapshot *snap)
 	return mrc == 0 ? 0 : lmdb__err(snap->s, mrc, "snapshot cursor");
 }
 
-int lmdb_snapshot_next(struct lmdb_snapshot *snap, struct lmdb_snap_item *item)
+int lmdb_snapshot_next(struct lmdb_snapshot *snap, struct store_item *item)
 {
 	memset(item, 0, sizeof(*item));
 	for (;;) {
@@ -55,7 +55,7 @@ int lmdb_snapshot_next(struct lmdb_snapshot *snap, struct lmdb_snap_item *item)
 				return KEEL_ECORRUPT;
 			snap->chain += l.bytes;
 			snap->chain_bytes -= l.bytes;
-			item->kind = LMDB_SNAP_KV;
+			item->kind = STORE_ITEM_KV;
 			item->key = l.key;
 			item->key_bytes = l.key_bytes;
 			item->val = l.val;
@@ -73,7 +73,7 @@ int lmdb_snapshot_next(struct lmdb_snapshot *snap, struct lmdb_snap_item *item)
 		if (mrc != 0)
 			return lmdb__err(snap->s, mrc, "snapshot next");
 		if (snap->phase == 0) {
-			item->kind = LMDB_SNAP_KV;
+			item->kind = STORE_ITEM_KV;
 			item->key = k.mv_data;
 			item->key_bytes = (uint32_t)k.mv_size;
 			item->val = v.mv_data;
@@ -85,7 +85,7 @@ int lmdb_snapshot_next(struct lmdb_snapshot *snap, struct lmdb_snap_item *item)
 			snap->chain_bytes = v.mv_size;
 			continue;
 		}
-		item->kind = LMDB_SNAP_SESSION;
+		item->kind = STORE_ITEM_SESSION;
 		if (record_session_decode(v.mv_data, v.mv_size,
 					  &item->session) != 0)
 			return KEEL_ECORRUPT;
@@ -102,3 +102,37 @@ void lmdb_snapshot_end(struct lmdb_snapshot *snap)
 	memset(snap, 0, sizeof(*snap));
 }
 
+
+/* ---- the store_ops snapshot ----------------------------------------------- */
+
+int lmdb__snap_begin(void *impl, struct store_meta *meta)
+{
+	struct lmdb_store *s = impl;
+	if (s->sticky != 0)
+		return s->sticky;
+	if (s->snap_open || s->wtxn != NULL)
+		return KEEL_ESTATE;
+	int rc = lmdb_snapshot_begin(s, &s->snap);
+	if (rc != 0)
+		return rc;
+	s->snap_open = true;
+	*meta = s->snap.meta;
+	return 0;
+}
+
+int lmdb__snap_next(void *impl, struct store_item *item)
+{
+	struct lmdb_store *s = impl;
+	if (!s->snap_open)
+		return KEEL_ESTATE;
+	return lmdb_snapshot_next(&s->snap, item);
+}
+
+void lmdb__snap_end(void *impl)
+{
+	struct lmdb_store *s = impl;
+	if (!s->snap_open)
+		return;
+	lmdb_snapshot_end(&s->snap);
+	s->snap_open = false;
+}

@@ -689,6 +689,21 @@ static int op_log_compact(void *impl, uint64_t index, uint64_t term,
 	return rc != 0 ? rc : meta_put(s, LMDB_META_SNAP, rec, n);
 }
 
+static int op_state_clear(void *impl)
+{
+	struct lmdb_store *s = impl;
+	int rc = wr_check(s);
+	if (rc != 0)
+		return rc;
+	MDB_dbi dbis[] = {s->dbi_kv, s->dbi_kvlong, s->dbi_sessions, s->dbi_ages};
+	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+		int mrc = mdb_drop(s->wtxn, dbis[i], 0); /* empty, keep the db */
+		if (mrc != 0)
+			return wr_fail(s, lmdb__err(s, mrc, "clear"));
+	}
+	return 0;
+}
+
 /* ---- batches -------------------------------------------------------------- */
 
 static int op_write_begin(void *impl)
@@ -781,6 +796,10 @@ static const struct store_ops lmdb_store_ops = {
 	.write_commit = op_write_commit,
 	.write_abort = lmdb__write_abort,
 	.sync = op_sync,
+	.snap_begin = lmdb__snap_begin,
+	.snap_next = lmdb__snap_next,
+	.snap_end = lmdb__snap_end,
+	.state_clear = op_state_clear,
 };
 
 void lmdb_store_bind(struct lmdb_store *s, struct store *out)

@@ -36,6 +36,20 @@ struct lmdb_store_config {
 	bool read_only;     /* for tools: no writes, no lock on writers */
 };
 
+/* ---- consistent snapshot iteration (kv + sessions at one applied index) --- */
+
+struct lmdb_store;
+
+struct lmdb_snapshot {
+	struct lmdb_store *s;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint32_t phase;         /* 0 kv, 1 long keys, 2 sessions, 3 done */
+	const uint8_t *chain;   /* long keys: the rest of the current value */
+	size_t chain_bytes;
+	struct store_meta meta; /* as of the snapshot (applied_index...) */
+};
+
 struct lmdb_store {
 	MDB_env *env;
 	MDB_dbi dbi_meta, dbi_log, dbi_kv, dbi_kvlong, dbi_sessions, dbi_ages;
@@ -48,6 +62,8 @@ struct lmdb_store {
 	uint8_t *buf; /* scratch for records and long-key values */
 	size_t buf_cap;
 	char error[LMDB_STORE_ERROR_BYTES]; /* why the last open or call failed */
+	struct lmdb_snapshot snap; /* the one store_ops snapshot (snap_begin) */
+	bool snap_open;
 };
 
 /*
@@ -64,35 +80,14 @@ int lmdb_store_open(struct lmdb_store *s, const struct lmdb_store_config *cfg);
 void lmdb_store_close(struct lmdb_store *s);
 void lmdb_store_bind(struct lmdb_store *s, struct store *out);
 
-/* ---- consistent snapshot iteration (kv + sessions at one applied index) --- */
-
-enum lmdb_snap_kind { LMDB_SNAP_KV = 1, LMDB_SNAP_SESSION = 2 };
-
-struct lmdb_snap_item {
-	uint32_t kind; /* enum lmdb_snap_kind */
-	const uint8_t *key; /* kv */
-	uint32_t key_bytes;
-	const uint8_t *val;
-	uint32_t val_bytes;
-	struct kv_session session; /* session */
-};
-
-struct lmdb_snapshot {
-	struct lmdb_store *s;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	uint32_t phase;         /* 0 kv, 1 long keys, 2 sessions, 3 done */
-	const uint8_t *chain;   /* long keys: the rest of the current value */
-	size_t chain_bytes;
-	struct store_meta meta; /* as of the snapshot (applied_index...) */
-};
+/* ---- snapshots beyond store_ops' one: any number, any thread ------------ */
 
 /* Begin a snapshot: a read transaction of its own. 0 or an error. */
 int lmdb_snapshot_begin(struct lmdb_store *s, struct lmdb_snapshot *snap);
 /* Next item: 1 with *item filled (pointers valid until the next call),
  * 0 at the end, or a negative error (KEEL_ECORRUPT...). Order: kv entries,
  * then sessions; the same state always gives the same order. */
-int lmdb_snapshot_next(struct lmdb_snapshot *snap, struct lmdb_snap_item *item);
+int lmdb_snapshot_next(struct lmdb_snapshot *snap, struct store_item *item);
 void lmdb_snapshot_end(struct lmdb_snapshot *snap);
 
 #endif

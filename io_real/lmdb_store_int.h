@@ -41,6 +41,11 @@ int lmdb__meta_read(struct lmdb_store *s, MDB_txn *txn, struct store_meta *out);
 /* Abort the open batch, if any. */
 void lmdb__write_abort(void *impl);
 
+/* The store_ops snapshot (lmdb_snapshot.c). */
+int lmdb__snap_begin(void *impl, struct store_meta *meta);
+int lmdb__snap_next(void *impl, struct store_item *item);
+void lmdb__snap_end(void *impl);
+
 /* One element of a long-key chain (see lmdb_store.c). */
 struct lmdb__link {
 	const uint8_t *key, *val;

@@ -28,12 +28,19 @@ struct mem_log_rec {
 	uint8_t data[];
 };
 
-enum jop_kind { JOP_MAP = 1, JOP_LOG_APPEND = 2, JOP_LOG_COMPACT = 3 };
+enum jop_kind {
+	JOP_MAP = 1,
+	JOP_LOG_APPEND = 2,
+	JOP_LOG_COMPACT = 3,
+	JOP_MAP_CLEAR = 4,
+};
 
 struct mem_jop {
 	uint32_t kind;
-	/* JOP_MAP: the key's record before (NULL: absent) and after. */
+	/* JOP_MAP: the key's record before (NULL: absent) and after.
+	 * JOP_MAP_CLEAR: map was emptied; saved holds what it was. */
 	struct mem_map *map;
+	struct mem_map *saved;
 	struct mem_rec *before;
 	struct mem_rec *after;
 	/* JOP_LOG_*: records taken out of the log, the count added at the
@@ -240,6 +247,12 @@ static void undo_one(struct mem_store *s, struct mem_jop *j)
 	case JOP_LOG_COMPACT:
 		undo_log_compact(s, j);
 		break;
+	case JOP_MAP_CLEAR:
+		KEEL_ASSERT(j->map->count == 0); /* later writes undone first */
+		mem_map_free(j->map);
+		*j->map = *j->saved;
+		free(j->saved);
+		break;
 	default:
 		KEEL_UNREACHABLE();
 	}
@@ -258,10 +271,14 @@ static void journal_settle(struct mem_store *s, uint32_t upto)
 {
 	for (uint32_t i = 0; i < upto; i++) {
 		struct mem_jop *j = &s->journal[i];
-		if (j->kind == JOP_MAP)
+		if (j->kind == JOP_MAP) {
 			free(j->before);
-		else
+		} else if (j->kind == JOP_MAP_CLEAR) {
+			mem_map_free(j->saved);
+			free(j->saved);
+		} else {
 			log_recs_free(j->removed, j->removed_count);
+		}
 	}
 	if (upto == 0)
 		return;
@@ -639,6 +656,33 @@ static int op_session_del(void *impl, uint64_t client_id)
 	return map_write(s, &s->sessions, key, 8, NULL, 0, true);
 }
 
+static int map_clear(struct mem_store *s, struct mem_map *m)
+{
+	struct mem_map *saved = malloc(sizeof(*saved));
+	int rc = saved == NULL ? KEEL_ENOMEM : journal_reserve(s);
+	if (rc != 0) {
+		free(saved);
+		return fail(s, rc);
+	}
+	*saved = *m;
+	memset(m, 0, sizeof(*m));
+	struct mem_jop *j = journal_push(s, JOP_MAP_CLEAR);
+	j->map = m;
+	j->saved = saved;
+	return 0;
+}
+
+static int op_state_clear(void *impl)
+{
+	struct mem_store *s = impl;
+	int rc = write_check(s);
+	if (rc == 0)
+		rc = map_clear(s, &s->kv);
+	if (rc == 0)
+		rc = map_clear(s, &s->sessions);
+	return rc;
+}
+
 static void op_write_abort(void *impl)
 {
 	struct mem_store *s = impl;
@@ -779,6 +823,7 @@ int mem_store_init(struct mem_store *s)
 void mem_store_close(struct mem_store *s)
 {
 	op_write_abort(s);
+	mem_store_snap_end(s);
 	journal_settle(s, s->journal_len);
 	mem_map_free(&s->meta);
 	mem_map_free(&s->kv);
@@ -813,6 +858,10 @@ static const struct store_ops mem_store_ops = {
 	.write_commit = op_write_commit,
 	.write_abort = op_write_abort,
 	.sync = op_sync,
+	.snap_begin = mem_store_snap_begin,
+	.snap_next = mem_store_snap_next,
+	.snap_end = mem_store_snap_end,
+	.state_clear = op_state_clear,
 };
 
 void mem_store_bind(struct mem_store *s, struct store *out)

@@ -66,6 +66,14 @@ struct mem_vbatch {
 	uint64_t log_hi;      /* highest log index it appended, 0 if none */
 };
 
+/* One item of the store_ops snapshot, copied out (io_sim/mem_snapshot.c). */
+struct mem_snap_item {
+	uint32_t kind; /* enum store_item_kind */
+	uint32_t key_bytes, val_bytes;
+	uint64_t off; /* of the key, then the value, in snap_bytes */
+	struct kv_session session;
+};
+
 struct mem_store {
 	struct mem_map meta, kv, sessions;
 	/* log: records for indexes log_first .. log_first + log_count - 1 */
@@ -84,6 +92,11 @@ struct mem_store {
 	int batch_rc; /* nonzero: the open batch is poisoned */
 	uint32_t open_journal_start;
 	uint64_t open_log_hi;
+	/* the store_ops snapshot: a sorted copy of kv and sessions */
+	struct mem_snap_item *snap_items;
+	uint8_t *snap_bytes;
+	uint32_t snap_count, snap_pos;
+	bool snap_open;
 	struct mem_store_stats stats;
 };
 
@@ -109,6 +122,11 @@ int mem_store_corrupt(struct mem_store *s, uint64_t index, uint64_t where);
  * index: equal states give equal digests. O(1): kept up to date by every
  * write, so the simulator may compare nodes after every event. */
 uint64_t mem_store_digest(struct mem_store *s);
+/* store_ops' snapshot calls (see core/store.h): kv pairs sorted by key
+ * (bytes, then length), then sessions by client id. */
+int mem_store_snap_begin(void *impl, struct store_meta *meta);
+int mem_store_snap_next(void *impl, struct store_item *item);
+void mem_store_snap_end(void *impl);
 /* Number of kv keys. */
 uint64_t mem_store_kv_count(const struct mem_store *s);
 

@@ -338,16 +338,16 @@ TEST(snapshot_is_consistent_while_writes_go_on)
 	ASSERT_EQ(OPS->write_commit(S), 0);
 
 	int kvs = 0, sessions = 0, longs = 0;
-	struct lmdb_snap_item it;
+	struct store_item it;
 	int rc;
 	while ((rc = lmdb_snapshot_next(&snap, &it)) == 1) {
-		if (it.kind == LMDB_SNAP_SESSION) {
+		if (it.kind == STORE_ITEM_SESSION) {
 			ASSERT_U64_EQ(it.session.client_id, 9);
 			ASSERT_U64_EQ(it.session.seq, 3);
 			sessions++;
 			continue;
 		}
-		ASSERT_EQ(it.kind, LMDB_SNAP_KV);
+		ASSERT_EQ(it.kind, STORE_ITEM_KV);
 		if (it.key_bytes == sizeof(longkey)) {
 			ASSERT_MEM_EQ(it.val, "long", 4);
 			longs++;
