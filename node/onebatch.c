@@ -34,6 +34,11 @@ static int ob_session_put(void *v, const struct kv_session *se) { return FWD(ses
 static int ob_session_del(void *v, uint64_t id) { return FWD(session_del, id); }
 static int ob_set_applied(void *v, uint64_t i) { return FWD(set_applied, i); }
 
+static int ob_snap_begin(void *v, struct store_meta *m) { return FWD(snap_begin, m); }
+static int ob_snap_next(void *v, struct store_item *it) { return FWD(snap_next, it); }
+static void ob_snap_end(void *v) { REAL(v)->ops->snap_end(REAL(v)->impl); }
+static int ob_state_clear(void *v) { return REAL(v)->ops->state_clear(REAL(v)->impl); }
+
 static int ob_write_begin(void *v)
 {
 	(void)v;
@@ -79,6 +84,10 @@ static const struct store_ops onebatch_ops = {
 	.write_commit = ob_write_commit,
 	.write_abort = ob_write_abort,
 	.sync = ob_sync,
+	.snap_begin = ob_snap_begin,
+	.snap_next = ob_snap_next,
+	.snap_end = ob_snap_end,
+	.state_clear = ob_state_clear,
 };
 
 void onebatch_init(struct onebatch *b, struct store *real)
