@@ -191,6 +191,7 @@ struct sim_waiter {
 	uint64_t request_id;
 	uint64_t client_id, seq;  /* writes */
 	uint64_t ctx;             /* reads: read_index ctx */
+	uint64_t asked_ns;        /* reads: when read_index was called */
 	bool has_index;           /* reads: the read index came back */
 	uint64_t read_index;
 	uint32_t key_bytes;
@@ -236,6 +237,7 @@ struct sim_node {
 	uint64_t invariant_countdown; /* events until the next full invariant check */
 	uint64_t lead_commit;   /* commit index when it became leader */
 	uint32_t cut_ticks;     /* leader ticks spent without a reachable quorum */
+	uint64_t heard_ns[SIM_NODES_MAX]; /* last append response from each peer */
 };
 
 /* ---- clients and history ----------------------------------------------- */
@@ -426,11 +428,12 @@ void sim_check_acked(struct sim *s, uint64_t index);
 void sim_check_effect(struct sim *s, uint64_t client_id, uint64_t seq,
 		      uint32_t status, bool duplicate);
 void sim_check_full(struct sim *s);                           /* pairwise */
-void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index);
+void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index,
+			     uint64_t asked_ns);
 void sim_check_leader_tick(struct sim *s, struct sim_node *n);
 /* Ticks a leader cut off from a quorum may keep leading: check-quorum
- * steps it down after an election timeout of ticks; 3x is the margin. */
-#define SIM_CUT_LEADER_TICKS (3u * SIM_ELECTION_TICKS)
+ * steps it down after an election timeout of ticks; 5x is the margin. */
+#define SIM_CUT_LEADER_TICKS (5u * SIM_ELECTION_TICKS)
 void sim_check_final(struct sim *s);
 
 #endif

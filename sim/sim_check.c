@@ -24,6 +24,10 @@
  *                    leader)
  *   early_read       a leader releases a read index only once it has
  *                    committed an entry of its term (ReadIndex rule)
+ *   read_no_quorum   ... and only once append responses from a quorum
+ *                    (itself included) reached it after the read arrived
+ *                    (the confirmation round; responses are observed on
+ *                    delivery, so this is a necessary condition only)
  *   stale_leader     a leader cut off by partitions from a quorum steps
  *                    down within SIM_CUT_LEADER_TICKS of its ticks
  *                    (check-quorum; clogs and loss are not counted as cut)
@@ -148,8 +152,17 @@ void sim_check_node(struct sim *s, struct sim_node *n)
 	n->lead_commit = st.commit;
 }
 
-void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index)
+void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index,
+			     uint64_t asked_ns)
 {
+	uint32_t heard = 1; /* itself */
+	for (uint32_t j = 0; j < s->opts.nodes; j++)
+		if (j != n->idx && n->heard_ns[j] >= asked_ns)
+			heard++;
+	if (heard <= s->opts.nodes / 2)
+		sim_fail(s, "read_no_quorum",
+			 "n%u released read index %llu having heard from %u of %u nodes since the read arrived",
+			 n->idx + 1, (unsigned long long)index, heard, s->opts.nodes);
 	struct raft_status st;
 	raft_status(n->raft, &st);
 	if (st.role != RAFT_LEADER)

@@ -492,6 +492,7 @@ static void request_read(struct sim *s, struct sim_node *n, uint32_t ep,
 	w->client_ep = ep;
 	w->request_id = r->request_id;
 	w->ctx = ctx;
+	w->asked_ns = sim_now(s);
 	w->key_bytes = c->key_bytes;
 	memcpy(w->key, c->key, c->key_bytes);
 }
@@ -561,7 +562,7 @@ static void on_reads(struct sim *s, struct sim_node *n,
 					CLIENT_UNAVAILABLE, NULL, 0, false);
 				waiter_remove(n, w);
 			} else {
-				sim_check_read_released(s, n, rr->index);
+				sim_check_read_released(s, n, rr->index, w->asked_ns);
 				w->has_index = true;
 				w->read_index = rr->index;
 			}
@@ -703,6 +704,8 @@ void sim_node_receive(struct sim *s, struct sim_node *n, struct sim_pkt *p)
 			return;
 		}
 		simpanic_set(s->opts.seed, n->idx + 1);
+		if (m.type == MSG_APPEND_RESP && m.from >= 1 && m.from <= s->opts.nodes)
+			n->heard_ns[m.from - 1] = sim_now(s);
 		rc = raft_step(n->raft, &m);
 		codec_decoded_free(&d);
 		if (rc != 0) {
