@@ -49,7 +49,8 @@ void kv_init(struct kv *kv, struct store *store, const struct keel_alloc *alloc)
  * write batch and commit it (the caller syncs). NOOP and CONFIG entries only
  * advance the applied index. on_result may be NULL.
  * Returns 0; KEEL_ECORRUPT if a command entry does not decode (nothing is
- * committed); a store error (nothing is committed).
+ * committed); KEEL_ENOMEM; a store error (nothing is committed). Results
+ * reach on_result only after the batch committed, in log order.
  */
 int kv_apply(struct kv *kv, const struct entry *entries, size_t n,
 	     kv_result_fn on_result, void *ctx);
