@@ -13,6 +13,9 @@
  *   R3 entries are handed out once each, in index order (handed_index), and
  *      again from the truncation point after a conflict.
  *   R4 committed entries are released only up to min(commit, stable_index).
+ *   R5 hard_state_changed is set when term or vote changed, or when entries
+ *      are written anyway and the commit moved; a commit change alone
+ *      causes no write (term_vote_equal).
  */
 #include <string.h>
 
@@ -25,10 +28,15 @@ void raft_hard_state(const struct raft *r, struct raft_hard_state *hs)
 	hs->commit = r->commit;
 }
 
-static bool hard_state_equal(const struct raft_hard_state *a,
-			     const struct raft_hard_state *b)
+/* R5: term and vote must be written (and synced) before anything that
+ * depends on them leaves; the commit index is only a hint (a restart
+ * relearns it from the leader, and the state machine keeps its own applied
+ * index), so a commit change alone is no reason to write: it rides along
+ * with the next write of entries or of term and vote. */
+static bool term_vote_equal(const struct raft_hard_state *a,
+			    const struct raft_hard_state *b)
 {
-	return a->term == b->term && a->vote == b->vote && a->commit == b->commit;
+	return a->term == b->term && a->vote == b->vote;
 }
 
 uint32_t raft_outbox_room(const struct raft *r)
@@ -97,7 +105,7 @@ bool raft_has_ready(const struct raft *r)
 	raft_hard_state(r, &hs);
 	uint64_t releasable = r->commit < r->log.stable_index ? r->commit
 							       : r->log.stable_index;
-	return !hard_state_equal(&hs, &r->hs_handed) ||
+	return !term_vote_equal(&hs, &r->hs_handed) ||
 	       r->log.handed_index < raft_log_last(&r->log) ||
 	       r->outbox_count > 0 || releasable > r->applied ||
 	       r->reads_done_count > 0 || r->soft_role != r->role ||
@@ -143,9 +151,12 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
 	KEEL_ASSERT(!r->ready_pending); /* R1: one ready at a time */
 	memset(rd, 0, sizeof(*rd));
 	raft_hard_state(r, &rd->hard_state);
-	rd->hard_state_changed = !hard_state_equal(&rd->hard_state, &r->hs_handed);
-	r->hs_handed = rd->hard_state;
 	ready_entries(r, rd);
+	rd->hard_state_changed =
+		!term_vote_equal(&rd->hard_state, &r->hs_handed) ||
+		(rd->entry_count > 0 && rd->hard_state.commit != r->hs_handed.commit);
+	if (rd->hard_state_changed)
+		r->hs_handed = rd->hard_state;
 	attach_entries(r);
 	rd->msgs = r->outbox;
 	rd->msg_count = r->outbox_count;

@@ -561,3 +561,27 @@ TEST(arbitrary_messages_are_ignored_safely)
 	ASSERT_U64_EQ(cl_status(&c, 2).applied, idx);
 	cl_free(&c);
 }
+
+/* A commit index that moves without new entries is not a reason to write
+ * (and sync): the hard state is reported only with term/vote changes or
+ * alongside entries. */
+TEST(commit_alone_does_not_write_hard_state)
+{
+	struct cluster c;
+	cl_init(&c, 3, 0, 137);
+	cl_elect(&c, 0);
+	cl_run(&c, 2);
+	c.n[1].manual_sync = true;
+	cl_propose(&c, 0, "y");
+	cl_settle(&c); /* node 2 got the entry (one write), commit comes later */
+	cl_sync(&c, 1);
+	cl_settle(&c);
+	uint64_t before = c.n[1].pending_count;
+	cl_tick(&c, 0); /* heartbeat carries the new commit */
+	cl_settle(&c);
+	ASSERT_EQ(c.n[1].pending_count, before + 1); /* a ready, but ... */
+	ASSERT_FALSE(c.n[1].pending[c.n[1].pending_count - 1].has_hs);
+	ASSERT_EQ(c.n[1].pending[c.n[1].pending_count - 1].entry_count, 0u);
+	ASSERT_U64_EQ(cl_status(&c, 1).commit, cl_status(&c, 0).commit);
+	cl_free(&c);
+}
