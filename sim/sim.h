@@ -412,7 +412,8 @@ void sim_nemesis_heal(struct sim *s);
 void sim_nemesis_storm(struct sim *s);
 void sim_nemesis_quiet(struct sim *s);
 /* A leader was elected or proposed, or a node wrote its vote or appended
- * entries: maybe crash it soon (targeted). rate_div divides the rate. */
+ * entries: maybe crash it soon (targeted). rate_div divides the rate; 0
+ * marks a vote (ten times the rate, at most 1/4). */
 void sim_nemesis_leader_hook(struct sim *s, struct sim_node *n);
 void sim_nemesis_write_hook(struct sim *s, struct sim_node *n, uint32_t rate_div);
 void sim_nemesis_crash_soon(struct sim *s, struct sim_node *n, uint64_t epoch);

@@ -151,6 +151,15 @@ static int pick_up_node(struct sim *s, bool prefer_leader)
 	return -1;
 }
 
+static void crash_restart_in(struct sim *s, struct sim_node *n, bool torn,
+			     uint64_t lo, uint64_t hi)
+{
+	sim_node_crash(s, n, torn);
+	s->stats_crashes++;
+	uint64_t d = simrng_range(&s->rng_faults, lo, hi);
+	sim_schedule(s, sim_now(s) + d, EV_RESTART, n->idx, n->epoch, NULL); /* F3 */
+}
+
 static void crash(struct sim *s, struct sim_node *n, bool torn)
 {
 	sim_node_crash(s, n, torn);
@@ -281,13 +290,25 @@ void sim_nemesis_leader_hook(struct sim *s, struct sim_node *n)
 	sim_nemesis_write_hook(s, n, 1);
 }
 
+
 void sim_nemesis_write_hook(struct sim *s, struct sim_node *n, uint32_t rate_div)
 {
 	if (s->healed || s->quiet || s->faults.crash_soon_ppm == 0)
 		return;
-	if (!simrng_chance(&s->rng_faults, s->faults.crash_soon_ppm / rate_div))
+	uint64_t ppm = s->faults.crash_soon_ppm;
+	if (rate_div == 0) /* a vote: rare, and the crash that matters most */
+		ppm = ppm * 10 < SIMRNG_PPM / 4 ? ppm * 10 : SIMRNG_PPM / 4;
+	else
+		ppm /= rate_div;
+	if (!simrng_chance(&s->rng_faults, (uint32_t)ppm))
 		return;
-	uint64_t d = simrng_range(&s->rng_faults, 0, s->faults.crash_soon_ns_max);
+	/* Around a vote or an append the interesting window is the sync:
+	 * crash within about two mean sync times. */
+	uint64_t max = s->faults.crash_soon_ns_max;
+	uint64_t sync = 2 * (s->faults.disk.sync_base_ns + s->faults.disk.sync_mean_ns);
+	if (rate_div != 1 || n->role != RAFT_LEADER)
+		max = max < sync ? max : sync;
+	uint64_t d = simrng_range(&s->rng_faults, 0, max);
 	sim_schedule(s, sim_now(s) + d, EV_CRASH, n->idx, n->epoch, NULL);
 }
 
@@ -297,7 +318,13 @@ void sim_nemesis_crash_soon(struct sim *s, struct sim_node *n, uint64_t epoch)
 		return;
 	STRACE(s, "targeted crash of n%u (%s, term %llu)", n->idx + 1,
 	       raft_role_name(n->role), (unsigned long long)n->term);
-	crash(s, n, s->faults.torn && simrng_chance(&s->rng_faults, 500000));
+	bool torn = s->faults.torn && simrng_chance(&s->rng_faults, 500000);
+	/* Half the targeted crashes restart at once (a process supervisor),
+	 * while the messages of the moment are still in flight. */
+	if (simrng_chance(&s->rng_faults, 500000))
+		crash_restart_in(s, n, torn, 50000, 3 * SIM_MS);
+	else
+		crash(s, n, torn);
 }
 
 void sim_nemesis_fault_end(struct sim *s, uint32_t slot, uint64_t gen)

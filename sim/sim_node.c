@@ -592,7 +592,7 @@ static void handle_ready(struct sim *s, struct sim_node *n,
 			return;
 		if (n->role != RAFT_LEADER && rd->hard_state_changed &&
 		    rd->hard_state.vote != KEEL_NODE_NONE)
-			sim_nemesis_write_hook(s, n, 1); /* crash around a vote */
+			sim_nemesis_write_hook(s, n, 0); /* crash around a vote */
 		else if (n->role != RAFT_LEADER && rd->entry_count > 0)
 			sim_nemesis_write_hook(s, n, 8); /* around an append ack */
 		if (rd->entry_count > 0) {
