@@ -86,7 +86,8 @@ void server_respond(struct server *s, struct pending *p, uint32_t status,
 	memset(&r, 0, sizeof r);
 	r.request_id = p->request_id;
 	r.status = status;
-	r.stale = p->stale && status == CLIENT_OK;
+	/* An absent key read from local state is as stale as a value. */
+	r.stale = p->stale && (status == CLIENT_OK || status == CLIENT_NOT_FOUND);
 	r.value = value;
 	r.value_bytes = value_bytes;
 	if (status == CLIENT_NOT_LEADER)

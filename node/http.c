@@ -4,7 +4,10 @@
  * to HTTP_REQUEST_BYTES_MAX, then answered and the connection closed.
  *
  * Invariants: at most SERVER_HTTP_CONNS_MAX connections; a connection's
- * buffer never exceeds HTTP_REQUEST_BYTES_MAX.
+ * buffer never exceeds HTTP_REQUEST_BYTES_MAX; every open connection is on
+ * s->http_list, so http_stop closes them all (an idle one must not keep the
+ * loop, and so the node, from stopping) and http_sweep closes those whose
+ * request head did not arrive within FCONN_HELLO_MS_MAX.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,6 +28,8 @@ struct hconn {
 	struct server *s;
 	uint32_t have;
 	bool answered;
+	uint64_t opened_ms;
+	struct hconn *prev, *next; /* s->http_list */
 	char req[HTTP_REQUEST_BYTES_MAX];
 	char *resp;
 };
@@ -34,6 +39,12 @@ static void on_closed(uv_handle_t *h)
 	struct hconn *c = h->data;
 	KEEL_ASSERT(c->s->http_conns > 0);
 	c->s->http_conns--;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		c->s->http_list = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
 	free(c->resp);
 	free(c);
 }
@@ -131,6 +142,11 @@ static void on_connection(uv_stream_t *server, int status)
 	c->s = s;
 	uv_tcp_init(s->loop, &c->tcp);
 	c->tcp.data = c;
+	c->opened_ms = uv_now(s->loop);
+	c->next = s->http_list;
+	if (s->http_list != NULL)
+		s->http_list->prev = c;
+	s->http_list = c;
 	s->http_conns++;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
 	    s->http_conns > SERVER_HTTP_CONNS_MAX) {
@@ -162,4 +178,14 @@ void http_stop(struct server *s)
 		s->http_listening = false;
 		uv_close((uv_handle_t *)&s->http_listener, NULL);
 	}
+	for (struct hconn *c = s->http_list; c != NULL; c = c->next)
+		hclose(c);
+}
+
+void http_sweep(struct server *s)
+{
+	uint64_t now = uv_now(s->loop);
+	for (struct hconn *c = s->http_list; c != NULL; c = c->next)
+		if (!c->answered && now - c->opened_ms > FCONN_HELLO_MS_MAX)
+			hclose(c);
 }

@@ -133,6 +133,8 @@ static int simple(struct kc *c, int argc, char **argv)
 			fputc('\n', stdout);
 			if (r.stale)
 				fprintf(stderr, "keelctl: (stale read)\n");
+		} else if (rc == 0 && r.stale) {
+			fprintf(stderr, "keelctl: (stale read)\n");
 		}
 	} else if (strcmp(cmd, "del") == 0) {
 		NEED(2);

@@ -172,6 +172,13 @@ static void kv_request(struct server *s, struct cconn *c, uint64_t id,
 	slot_of(rs, id)->op = op;
 	int rc = codec_command_validate(&r.cmd);
 	if (rc != 0) {
+		/* Answered here, never by redis_deliver: undo the count, or
+		 * the connection's later commands wait for it forever. */
+		if (op != KV_GET)
+			rs->writes_inflight--;
+		else
+			rs->reads_inflight--;
+		slot_of(rs, id)->op = 0;
 		uint8_t b[128];
 		size_t n = resp_error(b, sizeof b, "ERR key or value out of range");
 		reply_now(c, id, b, n);

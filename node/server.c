@@ -388,8 +388,10 @@ static void on_tick(uv_timer_t *t)
 {
 	struct server *s = t->data;
 	raft_tick(s->raft);
-	if (++s->ticks % SERVER_SWEEP_TICKS == 0)
+	if (++s->ticks % SERVER_SWEEP_TICKS == 0) {
 		clients_sweep(s);
+		http_sweep(s);
+	}
 }
 
 static void on_check(uv_check_t *c)

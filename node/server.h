@@ -105,6 +105,7 @@ struct server {
 	uv_tcp_t http_listener;
 	bool http_listening;
 	uint32_t http_conns;
+	struct hconn *http_list; /* open HTTP connections (http.c) */
 
 	struct pending_table pending;
 	/* The write commands of this iteration, proposed in the check phase. */
@@ -162,7 +163,11 @@ void clients_close_all(struct server *s);
 void clients_sweep(struct server *s);
 int http_listen(struct server *s);
 int redis_listen(struct server *s);
+/* Stop accepting HTTP connections and close the open ones. */
 void http_stop(struct server *s);
+/* Close HTTP connections whose request head has not arrived within
+ * FCONN_HELLO_MS_MAX. */
+void http_sweep(struct server *s);
 /* Render metrics (Prometheus text) / status (JSON) into buf. */
 int server_render_metrics(struct server *s, char *buf, size_t cap);
 int server_render_status(struct server *s, char *buf, size_t cap);
