@@ -682,6 +682,41 @@ void sim_node_tick(struct sim *s, struct sim_node *n, uint64_t epoch)
 	sim_schedule(s, sim_now(s) + n->tick_ns, EV_TICK, n->idx, n->epoch, NULL);
 }
 
+static void trace_msg(struct sim *s, struct sim_node *n, const struct msg *m)
+{
+	static const char *names[] = {"?", "prevote", "prevote-resp", "vote",
+				      "vote-resp", "append", "append-resp",
+				      "snapshot", "snapshot-resp", "timeout-now"};
+	const char *name = m->type <= MSG_TYPE_MAX ? names[m->type] : "?";
+	switch (m->type) {
+	case MSG_APPEND:
+		NTRACE(s, n, "<- n%llu %s term %llu prev %llu/%llu entries %u commit %llu",
+		       (unsigned long long)m->from, name, (unsigned long long)m->term,
+		       (unsigned long long)m->u.append.prev_index,
+		       (unsigned long long)m->u.append.prev_term,
+		       m->u.append.entry_count,
+		       (unsigned long long)m->u.append.commit);
+		break;
+	case MSG_APPEND_RESP:
+		NTRACE(s, n, "<- n%llu %s term %llu %s match %llu reject %llu hint %llu",
+		       (unsigned long long)m->from, name, (unsigned long long)m->term,
+		       m->u.append_resp.success ? "ok" : "reject",
+		       (unsigned long long)m->u.append_resp.match_index,
+		       (unsigned long long)m->u.append_resp.reject_index,
+		       (unsigned long long)m->u.append_resp.hint_index);
+		break;
+	case MSG_PREVOTE_RESP:
+	case MSG_VOTE_RESP:
+		NTRACE(s, n, "<- n%llu %s term %llu %s", (unsigned long long)m->from,
+		       name, (unsigned long long)m->term,
+		       m->u.vote_resp.granted ? "granted" : "refused");
+		break;
+	default:
+		NTRACE(s, n, "<- n%llu %s term %llu", (unsigned long long)m->from, name,
+		       (unsigned long long)m->term);
+	}
+}
+
 void sim_node_receive(struct sim *s, struct sim_node *n, struct sim_pkt *p)
 {
 	uint32_t type = 0, plen = 0;
@@ -704,6 +739,8 @@ void sim_node_receive(struct sim *s, struct sim_node *n, struct sim_pkt *p)
 			return;
 		}
 		simpanic_set(s->opts.seed, n->idx + 1);
+		if (s->trace.f)
+			trace_msg(s, n, &m);
 		if (m.type == MSG_APPEND_RESP && m.from >= 1 && m.from <= s->opts.nodes)
 			n->heard_ns[m.from - 1] = sim_now(s);
 		rc = raft_step(n->raft, &m);
