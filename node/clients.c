@@ -351,9 +351,9 @@ static void accept_conn(struct server *s, uv_stream_t *server, bool redis)
 	s->conn_count++;
 	s->ctr.client_conns++;
 	fconn_accept(server, &c->f);
-	if (s->conn_count > SERVER_CLIENT_CONNS_MAX) { /* invariant 2 */
+	if (s->conn_count > s->client_conns_max) { /* invariant 2 */
 		LOG_WARN("refusing client %s: %u connections open", c->f.addr,
-			 SERVER_CLIENT_CONNS_MAX);
+			 s->client_conns_max);
 		fconn_close(&c->f, 0);
 	}
 }

@@ -6,7 +6,7 @@
  * Invariants:
  *   1. a connection is freed only when it is closed and no pending request
  *      refers to it (refs == 0);
- *   2. at most SERVER_CLIENT_CONNS_MAX connections; at most pending_max
+ *   2. at most s->client_conns_max connections (SERVER_CLIENT_CONNS_MAX, less when RLIMIT_NOFILE leaves less after SERVER_FDS_RESERVED); at most pending_max
  *      requests waiting in the whole node (CLIENT_BUSY beyond).
  */
 #ifndef KEEL_NODE_CLIENTS_H

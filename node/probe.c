@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -128,6 +129,40 @@ static int redis_cmds(int fd, const char *cmds)
 	return 0;
 }
 
+/* "hold:N:MS": N client connections that say hello and then nothing, held
+ * for MS milliseconds (a flood of idle clients); prints how many connected. */
+static int hold_clients(const char *addr, const char *spec)
+{
+	char *end = NULL;
+	long n = strtol(spec, &end, 10);
+	if (end == spec || *end != ':' || n < 1 || n > 4096)
+		return 2;
+	long ms = strtol(end + 1, &end, 10);
+	if (*end != '\0' || ms < 0 || ms > 60000)
+		return 2;
+	int *fds = calloc((size_t)n, sizeof *fds);
+	if (fds == NULL)
+		return 3;
+	uint8_t buf[256];
+	int hb = hello(buf, sizeof buf, HELLO_CLIENT, 0);
+	long held = 0;
+	for (long i = 0; i < n; i++) {
+		fds[i] = dial(addr);
+		if (fds[i] >= 0 && hb > 0)
+			(void)send(fds[i], buf, (size_t)hb, MSG_NOSIGNAL);
+		held += fds[i] >= 0;
+	}
+	printf("held %ld of %ld\n", held, n);
+	fflush(stdout);
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+	for (long i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	return 0;
+}
+
 int probe_run(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -140,6 +175,10 @@ int probe_run(int argc, char **argv)
 		return 3;
 	}
 	const char *kind = argv[1];
+	if (strncmp(kind, "hold:", 5) == 0) {
+		close(fd);
+		return hold_clients(argv[0], kind + 5);
+	}
 	if (strncmp(kind, "redis:", 6) == 0) {
 		int rc = redis_cmds(fd, kind + 6);
 		close(fd);

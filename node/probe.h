@@ -9,6 +9,8 @@
  *   wrong-cluster-client / wrong-cluster-peer
  *                  a valid hello with another cluster id
  *   silent         connect and say nothing (the hello deadline must close it)
+ *   hold:N:MS      not bad input: N client connections that say hello and
+ *                  then nothing for MS ms (a flood of idle clients)
  *   get:/PATH      not bad input: an HTTP GET of PATH (the --http port);
  *                  prints the response, exit 0 on 200 OK
  */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../core/assert.h"
@@ -500,6 +501,35 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- run ------------------------------------------------------------------------- */
 
+/* Client connections share the process's file descriptors with the peers:
+ * raise the soft RLIMIT_NOFILE as far as needed (up to the hard limit) and
+ * give clients only what remains after SERVER_FDS_RESERVED. */
+static uint32_t client_conns_budget(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return SERVER_CLIENT_CONNS_MAX;
+	rlim_t want = SERVER_CLIENT_CONNS_MAX + SERVER_FDS_RESERVED;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rlim_t cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ?
+				     want : rl.rlim_max;
+		if (cur > rl.rlim_cur) {
+			rl.rlim_cur = cur;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+		return SERVER_CLIENT_CONNS_MAX;
+	uint32_t n = rl.rlim_cur > SERVER_FDS_RESERVED ?
+			     (uint32_t)(rl.rlim_cur - SERVER_FDS_RESERVED) : 0;
+	if (n < SERVER_CLIENT_CONNS_MIN)
+		n = SERVER_CLIENT_CONNS_MIN;
+	LOG_WARN("file descriptor limit %llu: at most %u client connections",
+		 (unsigned long long)rl.rlim_cur, n);
+	return n;
+}
+
 static void on_peer_msg(void *ctx, const struct msg *m)
 {
 	struct server *s = ctx;
@@ -513,6 +543,7 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 	s->exit_code = 0;
 	realpanic_set_node(s->id);
 	log_set_node(s->id);
+	s->client_conns_max = client_conns_budget();
 	s->collecting = &s->jobs[0];
 	disk_job_init(&s->jobs[0]);
 	disk_job_init(&s->jobs[1]);

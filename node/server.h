@@ -39,6 +39,12 @@
 #include "pending.h"
 
 #define SERVER_CLIENT_CONNS_MAX 1024u
+/* File descriptors kept out of the client budget: inbound and outbound
+ * peers, HTTP, listeners, LMDB, the loop's own, stdio. Client connections
+ * get at most what RLIMIT_NOFILE leaves after this (see client_conns_max),
+ * so a flood of clients cannot starve the peer transport of sockets. */
+#define SERVER_FDS_RESERVED (NET_INBOUND_MAX + KEEL_MEMBERS_MAX + SERVER_HTTP_CONNS_MAX + 32u)
+#define SERVER_CLIENT_CONNS_MIN 8u
 #define SERVER_CLIENT_QUEUE_BYTES_MAX (4u * 1024u * 1024u)
 #define SERVER_BATCH_BYTES_MAX (KEEL_ENTRY_BYTES_MAX - 4096u)
 #define SERVER_TRANSFER_WAIT_MS 3000u  /* shutdown: leadership hand-off */
@@ -98,6 +104,7 @@ struct server {
 	bool client_listening;
 	struct cconn *conns;
 	uint32_t conn_count;
+	uint32_t client_conns_max; /* <= SERVER_CLIENT_CONNS_MAX, by the fd limit */
 
 	uv_tcp_t redis_listener;
 	bool redis_listening;
