@@ -1,9 +1,11 @@
 #!/bin/sh
-# deps.sh: make sure keel's build dependencies are installed.
+# deps.sh: make sure Debian packages are installed.
+#   sh ci/deps.sh            keel's build dependencies (make, make test, make run)
+#   sh ci/deps.sh PKG...     the named packages (fuzz/deps.sh uses this)
 # As root, installs what is missing with apt-get; otherwise prints the one
 # command to run and fails.
 set -eu
-PKGS="libuv1-dev libprotobuf-c-dev protobuf-c-compiler libxxhash-dev liblmdb-dev pkg-config"
+PKGS=${*:-libuv1-dev libprotobuf-c-dev protobuf-c-compiler libxxhash-dev liblmdb-dev pkg-config}
 
 missing=""
 for p in $PKGS; do
