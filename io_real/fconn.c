@@ -54,6 +54,12 @@ static void feed(struct fconn *c, const uint8_t *p, size_t n)
 			return;
 		}
 		KEEL_ASSERT(used <= n);
+		if (c->frame_bytes_max != 0 &&
+		    c->stream.header_have == CODEC_HEADER_BYTES &&
+		    c->stream.payload_bytes > c->frame_bytes_max) {
+			fconn_close(c, KEEL_ETOOBIG);
+			return;
+		}
 		p += used;
 		n -= used;
 		if (rc == 0)

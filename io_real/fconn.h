@@ -55,6 +55,10 @@ struct fconn {
 	char addr[FCONN_ADDR_BYTES]; /* remote "ip:port" for logs */
 	uint64_t queue_bytes_max;
 	uint64_t queued_bytes;
+	/* Largest frame payload this connection takes (0: KEEL_FRAME_BYTES_MAX);
+	 * a header announcing more closes it with KEEL_ETOOBIG before the
+	 * body is buffered. */
+	uint32_t frame_bytes_max;
 	uint64_t bytes_in;
 	uint64_t opened_ms; /* uv_now() when accepted or connected */
 	int close_reason;

@@ -71,6 +71,7 @@ static int in_hello(struct net *n, struct fconn *c, const uint8_t *p,
 		return KEEL_ECLUSTER;
 	}
 	c->tag = h.node_id;
+	c->frame_bytes_max = 0; /* a peer: up to KEEL_FRAME_BYTES_MAX */
 	LOG_DEBUG("peer %llu connected from %s", (unsigned long long)h.node_id,
 		  c->addr);
 	return 0;
@@ -134,6 +135,7 @@ static void on_connection(uv_stream_t *server, int status)
 	c->on_frame = in_frame;
 	c->on_close = in_close;
 	c->queue_bytes_max = NET_PEER_QUEUE_BYTES_MAX;
+	c->frame_bytes_max = NET_HELLO_FRAME_BYTES_MAX; /* until its hello */
 	c->next = n->inbound;
 	if (n->inbound != NULL)
 		n->inbound->prev = c;

@@ -30,6 +30,9 @@
 
 #define NET_PEER_QUEUE_BYTES_MAX (16u * 1024u * 1024u)
 #define NET_INBOUND_MAX 64u
+/* An inbound connection's first frame must be a hello: a larger announced
+ * frame closes it before anything is buffered. */
+#define NET_HELLO_FRAME_BYTES_MAX 4096u
 #define NET_BACKOFF_MS_MIN 20u
 #define NET_BACKOFF_MS_MAX 1000u
 

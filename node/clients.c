@@ -344,6 +344,7 @@ static void accept_conn(struct server *s, uv_stream_t *server, bool redis)
 	c->hello_ok = redis;
 	c->f.on_close = on_close;
 	c->f.queue_bytes_max = SERVER_CLIENT_QUEUE_BYTES_MAX;
+	c->f.frame_bytes_max = SERVER_CLIENT_FRAME_BYTES_MAX;
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;

@@ -216,6 +216,41 @@ int probe_run(int argc, char **argv)
 		n = (size_t)hello(buf, sizeof buf, HELLO_CLIENT, 0x5eed);
 	} else if (strcmp(kind, "wrong-cluster-peer") == 0) {
 		n = (size_t)hello(buf, sizeof buf, HELLO_PEER, 0x5eed);
+	} else if (strcmp(kind, "big-request") == 0 ||
+		   strcmp(kind, "big-hello") == 0) {
+		/* big-request: a valid hello, then a client request header
+		 * announcing 4 MiB (under KEEL_FRAME_BYTES_MAX, far over any
+		 * client request) and the first 512 KiB of its body.
+		 * big-hello: no hello; a hello header announcing 4 MiB. */
+		bool req = strcmp(kind, "big-request") == 0;
+		n = req ? (size_t)hello(buf, sizeof buf, HELLO_CLIENT, 0) : 0;
+		if (n > 0 && send(fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n) {
+			close(fd);
+			return 3;
+		}
+		uint32_t len = 4u * 1024u * 1024u;
+		uint8_t h[CODEC_HEADER_BYTES] = {
+			0x4b, 0x45, 0x45, 0x4c, CODEC_VERSION,
+			req ? FRAME_CLIENT_REQUEST : FRAME_HELLO,
+			0, 0, (uint8_t)(len >> 24), (uint8_t)(len >> 16),
+			(uint8_t)(len >> 8), (uint8_t)len,
+		};
+		memcpy(buf, h, sizeof h);
+		n = sizeof h;
+		if (send(fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n) {
+			close(fd);
+			return 3;
+		}
+		static uint8_t body[512 * 1024];
+		size_t sent = 0;
+		while (sent < sizeof body) {
+			ssize_t w = send(fd, body + sent, sizeof body - sent,
+					 MSG_NOSIGNAL);
+			if (w <= 0)
+				break; /* closed by the node: what we expect */
+			sent += (size_t)w;
+		}
+		n = 0;
 	} else if (strcmp(kind, "silent") == 0) {
 		n = 0; /* say nothing: the node must close after its hello deadline */
 	} else {

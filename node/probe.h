@@ -8,6 +8,8 @@
  *   bad-checksum   a whole hello frame with one payload byte flipped
  *   wrong-cluster-client / wrong-cluster-peer
  *                  a valid hello with another cluster id
+ *   big-request    a hello, then a client request header announcing 4 MiB
+ *   big-hello      no hello; a hello header announcing 4 MiB
  *   silent         connect and say nothing (the hello deadline must close it)
  *   hold:N:MS      not bad input: N client connections that say hello and
  *                  then nothing for MS ms (a flood of idle clients)

@@ -46,6 +46,11 @@
 #define SERVER_FDS_RESERVED (NET_INBOUND_MAX + KEEL_MEMBERS_MAX + SERVER_HTTP_CONNS_MAX + 32u)
 #define SERVER_CLIENT_CONNS_MIN 8u
 #define SERVER_CLIENT_QUEUE_BYTES_MAX (4u * 1024u * 1024u)
+/* The largest client request frame: one command with a key, a value and an
+ * expected value, plus room for the encoding. Larger announced frames close
+ * the connection before their body is buffered. */
+#define SERVER_CLIENT_FRAME_BYTES_MAX \
+	(KEEL_KEY_BYTES_MAX + 2u * KEEL_VALUE_BYTES_MAX + 4096u)
 #define SERVER_BATCH_BYTES_MAX (KEEL_ENTRY_BYTES_MAX - 4096u)
 #define SERVER_TRANSFER_WAIT_MS 3000u  /* shutdown: leadership hand-off */
 #define SERVER_DRAIN_WAIT_MS 2000u     /* shutdown: in-flight requests */

@@ -2,6 +2,8 @@
 # test_cluster_edges.sh: edge cases on a one-node cluster's ports.
 #   - a Redis command refused for its size does not stall the commands
 #     after it on the same connection;
+#   - a client frame announcing far more than any request closes the
+#     connection at once (nothing is buffered for it);
 #   - a stale get of an absent key is labelled stale like any stale get;
 #   - an HTTP connection that never sends its request is closed;
 #   - SIGTERM stops the node even while clients hold connections open on
@@ -22,6 +24,14 @@ out=$("$KEEL_BIN/keelctl" probe "$(cl_redis_addr 1)" "redis:SET $long v;GET k;SE
 echo "redis: $out"
 check "redis: a key over the limit is refused, the next commands still run" \
 	test "$out" = "-ERR key or value out of range|\$1|v|+OK|\$1|w|+OK|"
+
+check "a client request frame of 4 MiB is refused at its header" \
+	"$KEEL_BIN/keelctl" probe "$(cl_client_addr 1)" big-request
+check "a 4 MiB frame before the hello is refused on the peer port" \
+	"$KEEL_BIN/keelctl" probe "$(cl_peer_addr 1)" big-hello
+check "and on the client port" \
+	"$KEEL_BIN/keelctl" probe "$(cl_client_addr 1)" big-hello
+check "the node still serves" cl_ctl put k2 v2
 
 cl_ctl get nokey --stale >/dev/null 2>"$CL_DIR/stale.err"
 check "a stale get of an absent key is labelled stale" grep -q "(stale read)" "$CL_DIR/stale.err"
