@@ -45,7 +45,8 @@
 #define SIM_CLIENTS_MAX 16u
 #define SIM_KEYS_MAX 16u
 #define SIM_OPS_MAX 1000000u              /* --ops */
-#define SIM_PERSIST_MAX 4096u             /* a node's syncs in flight */
+#define SIM_SYNCS_MAX 1u                  /* a node's syncs in flight (group commit) */
+#define SIM_JOB_HELD_MAX (1u << 20)       /* messages and answers one storage job holds */
 #define SIM_WAITERS_MAX 1024u             /* a node's client requests waiting */
 #define SIM_BATCH_MAX 64u                 /* client commands in one proposal */
 #define SIM_EVENTS_MAX 200000000ull       /* events in one run */
@@ -173,14 +174,16 @@ struct sim_pkt {
 
 enum sim_node_state { NODE_UP = 1, NODE_DOWN = 2, NODE_FAILED = 3 };
 
-/* One pending sync: when it completes, these become durable, these
- * messages leave and the core hears raft_persisted(ack_index, ack_term). */
+/* One storage job (group commit, as node/disk.c does): the writes of every
+ * ready handled while the previous job was in flight, made durable by one
+ * sync; when it completes, these messages and client answers leave and the
+ * core hears raft_persisted(ack_index, ack_term). */
 struct sim_persist {
 	uint64_t commit_id; /* mem_store commit id to sync up to; 0: nothing */
 	bool has_ack;
 	uint64_t ack_index, ack_term;
 	struct sim_pkt **msgs;
-	uint32_t msg_count;
+	uint32_t msg_count, msg_cap;
 };
 
 enum sim_wait_kind { WAIT_WRITE = 1, WAIT_READ = 2 };
@@ -215,8 +218,9 @@ struct sim_node {
 	struct store store;
 	struct simdisk disk;
 
-	struct sim_persist persist[SIM_PERSIST_MAX]; /* ring */
-	uint32_t persist_head, persist_count;
+	struct sim_persist job;  /* in flight when syncs_in_flight > 0 */
+	struct sim_persist next; /* collects while job is in flight */
+	uint32_t syncs_in_flight; /* <= SIM_SYNCS_MAX */
 
 	struct sim_waiter waiters[SIM_WAITERS_MAX];
 	uint32_t waiter_count;

@@ -8,9 +8,12 @@
  *     FAILED (refused a corrupt record; stays down for the run).
  *  N2 Every event carries the node's epoch; a crash bumps it, so syncs and
  *     ticks scheduled before the crash never act after it.
- *  N3 Syncs complete in issue order (persist ring = disk queue order);
- *     after_persist messages and raft_persisted() wait for the sync of their
- *     ready and of every earlier ready.
+ *  N3 Group commit, as the real node (node/disk.c): at most one storage
+ *     job is in flight (one sync, SIM_SYNCS_MAX); the writes of every ready
+ *     handled meanwhile collect into the next job, submitted when it
+ *     completes. after_persist messages, raft_persisted() and the answers
+ *     of applied writes and served reads wait for the job that carries
+ *     their ready's writes (or, holding no write, for the pending ones).
  *  N4 Committed entries are applied exactly once per life, consecutively
  *     from the store's applied index; every applied entry goes through the
  *     cross-node checks (sim_check.c).
@@ -65,17 +68,19 @@ int sim_node_init(struct sim *s, struct sim_node *n, uint32_t idx)
 	return 0;
 }
 
+static void job_free(struct sim_persist *j)
+{
+	for (uint32_t i = 0; i < j->msg_count; i++)
+		free(j->msgs[i]);
+	free(j->msgs);
+	memset(j, 0, sizeof(*j));
+}
+
 static void persist_clear(struct sim_node *n)
 {
-	while (n->persist_count > 0) {
-		struct sim_persist *p = &n->persist[n->persist_head];
-		for (uint32_t i = 0; i < p->msg_count; i++)
-			free(p->msgs[i]);
-		free(p->msgs);
-		memset(p, 0, sizeof(*p));
-		n->persist_head = (n->persist_head + 1) % SIM_PERSIST_MAX;
-		n->persist_count--;
-	}
+	job_free(&n->job);
+	job_free(&n->next);
+	n->syncs_in_flight = 0;
 }
 
 void sim_node_free(struct sim_node *n)
@@ -128,9 +133,12 @@ static struct sim_pkt *encode_msg(struct sim *s, struct sim_node *n,
 			   (uint32_t)len);
 }
 
-static void respond(struct sim *s, struct sim_node *n, uint32_t client_ep,
-		    uint64_t request_id, uint32_t status, const uint8_t *val,
-		    uint32_t val_bytes, bool stale)
+static bool job_hold(struct sim *s, struct sim_node *n, struct sim_pkt *pkt);
+
+/* An answer; hold: it leaves with the next storage job (N3). */
+static void respond_to(struct sim *s, struct sim_node *n, uint32_t client_ep,
+		       uint64_t request_id, uint32_t status, const uint8_t *val,
+		       uint32_t val_bytes, bool stale, bool hold)
 {
 	struct client_response r;
 	memset(&r, 0, sizeof(r));
@@ -149,43 +157,85 @@ static void respond(struct sim *s, struct sim_node *n, uint32_t client_ep,
 			 keel_err_name(len));
 		return;
 	}
-	sim_send(s, n->idx, client_ep, PKT_RESPONSE, buf, (uint32_t)len);
+	struct sim_pkt *pkt = sim_pkt_new(n->idx, client_ep, PKT_RESPONSE, buf,
+					  (uint32_t)len);
+	if (hold)
+		job_hold(s, n, pkt);
+	else
+		sim_pkt_send(s, pkt);
+}
+
+static void respond(struct sim *s, struct sim_node *n, uint32_t client_ep,
+		    uint64_t request_id, uint32_t status, const uint8_t *val,
+		    uint32_t val_bytes, bool stale)
+{
+	respond_to(s, n, client_ep, request_id, status, val, val_bytes, stale,
+		   false);
 }
 
 /* ---- persistence -------------------------------------------------------- */
 
-static struct sim_persist *persist_push(struct sim *s, struct sim_node *n,
-					uint64_t commit_id)
+/* A job is in flight, or the next one holds something. */
+static bool job_pending(const struct sim_node *n)
 {
-	if (n->persist_count == SIM_PERSIST_MAX) {
-		sim_fail(s, "sim_limit", "n%u: more than %u syncs in flight",
-			 n->idx + 1, SIM_PERSIST_MAX);
-		return NULL;
-	}
-	uint32_t slot = (n->persist_head + n->persist_count) % SIM_PERSIST_MAX;
-	n->persist_count++;
-	struct sim_persist *p = &n->persist[slot];
-	memset(p, 0, sizeof(*p));
-	p->commit_id = commit_id;
-	if (commit_id != 0) {
-		uint64_t at = simdisk_sync(&n->disk, &s->rng_disk, sim_now(s));
-		sim_schedule(s, at, EV_DISK, n->idx, n->epoch, NULL);
-	}
-	return p;
+	return n->syncs_in_flight > 0 || n->next.commit_id != 0 ||
+	       n->next.msg_count > 0;
 }
 
-static bool persist_add_msg(struct sim *s, struct sim_persist *p,
-			    struct sim_pkt *pkt)
+/* Hold pkt until the next job completes. */
+static bool job_hold(struct sim *s, struct sim_node *n, struct sim_pkt *pkt)
 {
-	struct sim_pkt **m = realloc(p->msgs, (p->msg_count + 1) * sizeof(*m));
-	if (m == NULL) {
+	struct sim_persist *j = &n->next;
+	if (j->msg_count == SIM_JOB_HELD_MAX) {
 		free(pkt);
-		sim_fail(s, "sim_limit", "out of memory holding messages");
+		sim_fail(s, "sim_limit", "n%u: more than %u messages held by a job",
+			 n->idx + 1, SIM_JOB_HELD_MAX);
 		return false;
 	}
-	p->msgs = m;
-	p->msgs[p->msg_count++] = pkt;
+	if (j->msg_count == j->msg_cap) {
+		uint32_t cap = j->msg_cap == 0 ? 16 : 2 * j->msg_cap;
+		struct sim_pkt **m = realloc(j->msgs, cap * sizeof(*m));
+		if (m == NULL) {
+			free(pkt);
+			sim_fail(s, "sim_limit", "out of memory holding messages");
+			return false;
+		}
+		j->msgs = m;
+		j->msg_cap = cap;
+	}
+	j->msgs[j->msg_count++] = pkt;
 	return true;
+}
+
+static void job_release(struct sim *s, struct sim_persist *j)
+{
+	for (uint32_t i = 0; i < j->msg_count; i++)
+		sim_pkt_send(s, j->msgs[i]);
+	free(j->msgs);
+	memset(j, 0, sizeof(*j));
+}
+
+/* When the disk is idle, the collected job leaves: its sync is issued, or,
+ * holding no write, its messages leave at once (all before is durable). */
+static void job_submit(struct sim *s, struct sim_node *n)
+{
+	if (n->syncs_in_flight > 0 || !job_pending(n))
+		return;
+	if (n->next.commit_id == 0) {
+		KEEL_ASSERT(!n->next.has_ack);
+		job_release(s, &n->next);
+		return;
+	}
+	if (n->syncs_in_flight >= SIM_SYNCS_MAX) { /* by construction: never */
+		sim_fail(s, "sim_limit", "n%u: more than %u syncs in flight",
+			 n->idx + 1, SIM_SYNCS_MAX);
+		return;
+	}
+	n->job = n->next;
+	memset(&n->next, 0, sizeof(n->next));
+	n->syncs_in_flight++;
+	uint64_t at = simdisk_sync(&n->disk, &s->rng_disk, sim_now(s));
+	sim_schedule(s, at, EV_DISK, n->idx, n->epoch, NULL);
 }
 
 static int store_fail(struct sim *s, struct sim_node *n, const char *what, int rc)
@@ -257,8 +307,9 @@ static void on_result(void *ctx, const struct kv_result *res)
 	struct sim_waiter *w;
 	while ((w = find_write(n, res->client_id, res->seq)) != NULL) {
 		sim_check_acked(a->s, res->index);
-		respond(a->s, n, w->client_ep, w->request_id,
-			kv_status_to_client(res->status), NULL, 0, false);
+		respond_to(a->s, n, w->client_ep, w->request_id,
+			   kv_status_to_client(res->status), NULL, 0, false,
+			   true); /* kv_apply wrote: the next job holds it */
 		waiter_remove(n, w);
 	}
 }
@@ -305,8 +356,8 @@ static void node_apply(struct sim *s, struct sim_node *n,
 		sim_check_applied(s, n, &es[i], simrng_mix(entry_hash(&es[i]) ^
 							   n->res_hash[i]));
 	n->applied = es[count - 1].index;
-	/* The apply batch is durable once a sync covers it. */
-	persist_push(s, n, mem_store_commit_id(&n->ms));
+	/* The apply batch is durable once the next job's sync covers it. */
+	n->next.commit_id = mem_store_commit_id(&n->ms);
 }
 
 /* ---- reads and writes from clients -------------------------------------- */
@@ -323,12 +374,13 @@ static void serve_reads(struct sim *s, struct sim_node *n)
 		const uint8_t *val = NULL;
 		uint32_t vb = 0;
 		int rc = kv_get(&n->kv, w->key, w->key_bytes, &val, &vb);
+		bool hold = job_pending(n); /* served by the pending job */
 		if (rc == 0)
-			respond(s, n, w->client_ep, w->request_id, CLIENT_OK, val,
-				vb, false);
+			respond_to(s, n, w->client_ep, w->request_id, CLIENT_OK,
+				   val, vb, false, hold);
 		else if (rc == KEEL_ENOTFOUND)
-			respond(s, n, w->client_ep, w->request_id,
-				CLIENT_NOT_FOUND, NULL, 0, false);
+			respond_to(s, n, w->client_ep, w->request_id,
+				   CLIENT_NOT_FOUND, NULL, 0, false, hold);
 		else
 			store_fail(s, n, "kv_get", rc);
 		waiter_remove(n, w);
@@ -374,7 +426,7 @@ static bool flush_batch(struct sim *s, struct sim_node *n)
 {
 	if (n->batch_count == 0)
 		return false;
-	if (n->persist_count > 0 && n->batch_count < SIM_BATCH_MAX)
+	if (n->syncs_in_flight > 0 && n->batch_count < SIM_BATCH_MAX)
 		return false;
 	size_t need = codec_batch_encoded_bytes(n->batch, n->batch_count);
 	uint8_t *buf = sim_scratch(s, need);
@@ -583,13 +635,11 @@ static void handle_ready(struct sim *s, struct sim_node *n,
 		if (p != NULL)
 			sim_pkt_send(s, p);
 	}
-	struct sim_persist *p = NULL;
+	struct sim_persist *p = &n->next;
 	if (rd->hard_state_changed || rd->entry_count > 0) {
 		if (write_ready(s, n, rd) != 0)
 			return;
-		p = persist_push(s, n, mem_store_commit_id(&n->ms));
-		if (p == NULL)
-			return;
+		p->commit_id = mem_store_commit_id(&n->ms);
 		if (n->role != RAFT_LEADER && rd->hard_state_changed &&
 		    rd->hard_state.vote != KEEL_NODE_NONE)
 			sim_nemesis_write_hook(s, n, 0); /* crash around a vote */
@@ -607,13 +657,11 @@ static void handle_ready(struct sim *s, struct sim_node *n,
 		struct sim_pkt *pkt = encode_msg(s, n, &rd->msgs[i].msg);
 		if (pkt == NULL)
 			return;
-		if (p == NULL && n->persist_count == 0) {
-			sim_pkt_send(s, pkt);
+		if (!job_pending(n)) {
+			sim_pkt_send(s, pkt); /* nothing of its ready to persist */
 			continue;
 		}
-		if (p == NULL)
-			p = persist_push(s, n, 0); /* completes behind the others */
-		if (p == NULL || !persist_add_msg(s, p, pkt))
+		if (!job_hold(s, n, pkt))
 			return;
 	}
 	if (rd->committed_count > 0)
@@ -639,36 +687,28 @@ static void drain(struct sim *s, struct sim_node *n)
 			break;
 	}
 	serve_reads(s, n);
+	job_submit(s, n);
 }
 
 void sim_node_disk_done(struct sim *s, struct sim_node *n, uint64_t epoch)
 {
 	if (epoch != n->epoch || n->state != NODE_UP)
 		return;
-	KEEL_ASSERT(n->persist_count > 0);
-	bool first = true;
-	while (n->persist_count > 0) {
-		struct sim_persist *p = &n->persist[n->persist_head];
-		if (!first && p->commit_id != 0)
-			break; /* its own sync completes later (N3) */
-		first = false;
-		if (p->commit_id != 0) {
-			int rc = mem_store_sync_upto(&n->ms, p->commit_id);
-			if (rc != 0) {
-				store_fail(s, n, "sync", rc);
-				return;
-			}
-		}
-		for (uint32_t i = 0; i < p->msg_count; i++)
-			sim_pkt_send(s, p->msgs[i]);
-		free(p->msgs);
-		struct sim_persist done = *p;
-		memset(p, 0, sizeof(*p));
-		n->persist_head = (n->persist_head + 1) % SIM_PERSIST_MAX;
-		n->persist_count--;
-		if (done.has_ack)
-			raft_persisted(n->raft, done.ack_index, done.ack_term);
+	KEEL_ASSERT(n->syncs_in_flight == 1);
+	struct sim_persist done = n->job;
+	memset(&n->job, 0, sizeof(n->job));
+	n->syncs_in_flight = 0;
+	int rc = mem_store_sync_upto(&n->ms, done.commit_id);
+	if (rc != 0) {
+		job_free(&done);
+		store_fail(s, n, "sync", rc);
+		return;
 	}
+	bool has_ack = done.has_ack;
+	uint64_t ack_index = done.ack_index, ack_term = done.ack_term;
+	job_release(s, &done);
+	if (has_ack)
+		raft_persisted(n->raft, ack_index, ack_term);
 	drain(s, n);
 }
 
@@ -765,8 +805,8 @@ void sim_node_crash(struct sim *s, struct sim_node *n, bool torn)
 	KEEL_ASSERT(n->state == NODE_UP);
 	uint64_t tear = torn ? (simrng_next(&s->rng_disk) | 1) : 0;
 	NTRACE(s, n, "crash%s (%u syncs in flight lost)", torn ? " with a torn write" : "",
-	       n->persist_count);
-	simtrace_event(&s->trace, sim_now(s), 200, n->idx, tear, n->persist_count);
+	       n->syncs_in_flight);
+	simtrace_event(&s->trace, sim_now(s), 200, n->idx, tear, n->syncs_in_flight);
 	n->epoch++;
 	n->state = NODE_DOWN;
 	n->paused = false;
