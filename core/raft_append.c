@@ -10,7 +10,9 @@
  *      below the rejected prev_index whose term is <= prev_term, so the
  *      leader can skip a whole term of conflicting entries per round trip.
  *   A3 stale responses (an older probe, an ack below match) never move the
- *      leader's view of a follower backwards below match.
+ *      leader's view of a follower backwards below match; a rejection the
+ *      leader can prove stale (reject_index <= match, or not the probe in
+ *      flight) is ignored and sends nothing.
  */
 #include "mutant.h"
 #include "raft_impl.h"
@@ -136,8 +138,9 @@ void raft_recv_append(struct raft *r, const struct msg *m)
 static void on_reject(struct raft *r, struct raft_progress *p,
 		      const struct msg_append_resp *resp)
 {
-	if (p->state == PROGRESS_REPLICATE && resp->reject_index <= p->match)
-		return; /* A3: stale */
+	if (resp->reject_index <= p->match)
+		return; /* A3: stale in any state (a matched prev is never
+			 * rejected again); answering would resend the probe */
 	if (p->state == PROGRESS_PROBE && resp->reject_index + 1 != p->next)
 		return; /* A3: answer to an older probe */
 	uint64_t hint = resp->hint_index;

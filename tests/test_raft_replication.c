@@ -585,3 +585,55 @@ TEST(commit_alone_does_not_write_hard_state)
 	ASSERT_U64_EQ(cl_status(&c, 1).commit, cl_status(&c, 0).commit);
 	cl_free(&c);
 }
+
+static struct msg reject_msg(uint64_t term, uint64_t reject, uint64_t hint,
+			     uint64_t hint_term)
+{
+	struct msg m = { .type = MSG_APPEND_RESP, .from = 2, .to = 1, .term = term };
+	m.u.append_resp.success = false;
+	m.u.append_resp.reject_index = reject;
+	m.u.append_resp.hint_index = hint;
+	m.u.append_resp.hint_term = hint_term;
+	return m;
+}
+
+/* A rejection the leader can prove stale (its prev index is at or below
+ * what the follower is known to match) is ignored, in probe state too:
+ * answering it would resend the same probe, and a network that duplicates
+ * the stale rejection would turn that into a message storm. */
+TEST(stale_reject_below_match_is_ignored_while_probing)
+{
+	struct cluster c;
+	cl_init(&c, 2, 0, 41);
+	cl_elect(&c, 0);
+	for (int i = 0; i < 3; i++)
+		cl_propose(&c, 0, "s");
+	cl_settle(&c);
+	uint64_t term = cl_status(&c, 0).term;
+	uint64_t match = cl_status(&c, 1).last_index;
+	ASSERT_U64_EQ(match, cl_status(&c, 0).last_index);
+	ASSERT_GE(match, 3u);
+	/* Node 2 rejects a prev beyond its match: node 1 probes at match + 1. */
+	struct msg m = reject_msg(term, match + 1, match, term);
+	ASSERT_EQ(raft_step(c.n[0].r, &m), 0);
+	cl_drain(&c, &c.n[0]);
+	ASSERT_EQ(cl_count(&c, MSG_APPEND, 1, 2), 1u);
+	ASSERT_U64_EQ(c.q[cl_find(&c, MSG_APPEND, 1, 2)].m.u.append.prev_index, match);
+	cl_drop_all(&c);
+	/* An old rejection of prev == match (hint below it), duplicated: the
+	 * follower has since matched it, so it is stale and sends nothing. */
+	for (int dup = 0; dup < 3; dup++) {
+		m = reject_msg(term, match, match - 1, term);
+		ASSERT_EQ(raft_step(c.n[0].r, &m), 0);
+		cl_drain(&c, &c.n[0]);
+		ASSERT_EQ(cl_count(&c, MSG_APPEND, 1, 2), 0u);
+	}
+	/* The follower still catches up through the real probe's answer. */
+	cl_run(&c, 3);
+	cl_propose(&c, 0, "t");
+	cl_settle(&c);
+	cl_run(&c, 3);
+	cl_assert_logs_equal(&c, 0);
+	ASSERT_U64_EQ(cl_status(&c, 1).commit, cl_status(&c, 0).last_index);
+	cl_free(&c);
+}
