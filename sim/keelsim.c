@@ -164,7 +164,10 @@ static int parse(int argc, char **argv, struct cli *c)
 	if ((c->trace_path || c->history_path) && c->seed_lo != c->seed_hi)
 		return bad("--trace/--history", "", "need a single seed");
 	if (c->o.html_dir) {
+		/* Created if missing, as keelcheck --html does. */
 		struct stat st;
+		if (mkdir(c->o.html_dir, 0777) != 0 && errno != EEXIST)
+			return bad("--html", c->o.html_dir, "cannot create the directory");
 		if (stat(c->o.html_dir, &st) != 0 || !S_ISDIR(st.st_mode))
 			return bad("--html", c->o.html_dir, "not a directory");
 	}
