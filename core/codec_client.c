@@ -114,28 +114,44 @@ static int request_from_pb(const Keel__ClientRequest *p,
 	return codec_request_validate(r);
 }
 
-int codec_request_decode(const uint8_t *payload, uint32_t n,
-			 const struct keel_alloc *alloc,
-			 struct client_request *r, struct codec_decoded *d)
+/* Unpack payload as desc, convert it with from_pb into out (out_bytes, zeroed
+ * first) and keep the protobuf in d. On failure frees it, zeroes out and d. */
+static int decode_with(const ProtobufCMessageDescriptor *desc,
+		       int (*from_pb)(const ProtobufCMessage *pb, void *out),
+		       const uint8_t *payload, uint32_t n,
+		       const struct keel_alloc *alloc, void *out,
+		       size_t out_bytes, struct codec_decoded *d)
 {
 	ProtobufCMessage *pb;
 
-	memset(r, 0, sizeof(*r));
+	memset(out, 0, out_bytes);
 	memset(d, 0, sizeof(*d));
-	int rc = codec_pb_unpack(&keel__client_request__descriptor, alloc,
-				 payload, n, &pb);
+	int rc = codec_pb_unpack(desc, alloc, payload, n, &pb);
 	if (rc != 0)
 		return rc;
-	rc = request_from_pb((const Keel__ClientRequest *)pb, r);
+	rc = from_pb(pb, out);
 	if (rc != 0) {
 		codec_pb_free(alloc, pb);
-		memset(r, 0, sizeof(*r));
+		memset(out, 0, out_bytes);
 		return rc;
 	}
 	if (alloc != NULL)
 		d->alloc = *alloc;
 	d->pb = pb;
 	return 0;
+}
+
+static int request_from_any(const ProtobufCMessage *pb, void *out)
+{
+	return request_from_pb((const Keel__ClientRequest *)pb, out);
+}
+
+int codec_request_decode(const uint8_t *payload, uint32_t n,
+			 const struct keel_alloc *alloc,
+			 struct client_request *r, struct codec_decoded *d)
+{
+	return decode_with(&keel__client_request__descriptor, request_from_any,
+			   payload, n, alloc, r, sizeof(*r), d);
 }
 
 /* ---- Response ----------------------------------------------------------------- */
@@ -240,26 +256,15 @@ static int response_from_pb(const Keel__ClientResponse *p,
 	return codec_response_validate(r);
 }
 
+static int response_from_any(const ProtobufCMessage *pb, void *out)
+{
+	return response_from_pb((const Keel__ClientResponse *)pb, out);
+}
+
 int codec_response_decode(const uint8_t *payload, uint32_t n,
 			  const struct keel_alloc *alloc,
 			  struct client_response *r, struct codec_decoded *d)
 {
-	ProtobufCMessage *pb;
-
-	memset(r, 0, sizeof(*r));
-	memset(d, 0, sizeof(*d));
-	int rc = codec_pb_unpack(&keel__client_response__descriptor, alloc,
-				 payload, n, &pb);
-	if (rc != 0)
-		return rc;
-	rc = response_from_pb((const Keel__ClientResponse *)pb, r);
-	if (rc != 0) {
-		codec_pb_free(alloc, pb);
-		memset(r, 0, sizeof(*r));
-		return rc;
-	}
-	if (alloc != NULL)
-		d->alloc = *alloc;
-	d->pb = pb;
-	return 0;
+	return decode_with(&keel__client_response__descriptor, response_from_any,
+			   payload, n, alloc, r, sizeof(*r), d);
 }
