@@ -217,6 +217,20 @@ static int snapshot_index(struct lmdb_store *s, MDB_txn *txn, uint64_t *index)
 	return record_snap_decode(v.mv_data, v.mv_size, index, &term, &m);
 }
 
+/* The first or last (op) record of dbi in txn. Returns 0, KEEL_ENOTFOUND
+ * when dbi is empty, or lmdb__err's code for what. */
+static int edge_get(struct lmdb_store *s, MDB_txn *txn, MDB_dbi dbi,
+		    MDB_cursor_op op, MDB_val *k, MDB_val *v, const char *what)
+{
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(txn, dbi, &cur);
+	if (mrc != 0)
+		return lmdb__err(s, mrc, what);
+	mrc = mdb_cursor_get(cur, k, v, op);
+	mdb_cursor_close(cur);
+	return lmdb__err(s, mrc, what);
+}
+
 static int bounds(struct lmdb_store *s, MDB_txn *txn, uint64_t *first,
 		  uint64_t *last)
 {
@@ -226,17 +240,12 @@ static int bounds(struct lmdb_store *s, MDB_txn *txn, uint64_t *first,
 		return rc;
 	*first = snap + 1;
 	*last = snap;
-	MDB_cursor *cur;
-	int mrc = mdb_cursor_open(txn, s->dbi_log, &cur);
-	if (mrc != 0)
-		return lmdb__err(s, mrc, "log cursor");
 	MDB_val k, v;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	mdb_cursor_close(cur);
-	if (mrc == MDB_NOTFOUND)
+	rc = edge_get(s, txn, s->dbi_log, MDB_LAST, &k, &v, "log last");
+	if (rc == KEEL_ENOTFOUND)
 		return 0;
-	if (mrc != 0)
-		return lmdb__err(s, mrc, "log last");
+	if (rc != 0)
+		return rc;
 	if (k.mv_size != 8)
 		return KEEL_ECORRUPT;
 	uint64_t l = record_get_u64(k.mv_data);
@@ -499,15 +508,10 @@ static int op_session_oldest(void *impl, struct kv_session *out)
 	int rc = rd_txn(s, &txn);
 	if (rc != 0)
 		return rc;
-	MDB_cursor *cur;
-	int mrc = mdb_cursor_open(txn, s->dbi_ages, &cur);
-	if (mrc != 0)
-		return lmdb__err(s, mrc, "ages cursor");
 	MDB_val k, v;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	mdb_cursor_close(cur);
-	if (mrc != 0)
-		return lmdb__err(s, mrc, "ages first");
+	rc = edge_get(s, txn, s->dbi_ages, MDB_FIRST, &k, &v, "ages first");
+	if (rc != 0)
+		return rc;
 	if (k.mv_size != 16)
 		return KEEL_ECORRUPT;
 	uint64_t last_index = record_get_u64(k.mv_data);
