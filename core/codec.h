@@ -58,13 +58,24 @@ struct codec_hello {
 enum client_req_kind {
 	CLIENT_REQ_KV = 1,     /* cmd */
 	CLIENT_REQ_STATUS = 2, /* node status */
+	CLIENT_REQ_MEMBER = 3, /* change: a membership change (leader only);
+				  answered once its config entry commits, with
+				  member_id and cluster_id */
+	CLIENT_REQ_TRANSFER = 4, /* transfer_to: hand leadership to that voter
+				    (leader only); answered once started */
 };
+#define CLIENT_REQ_KIND_MAX CLIENT_REQ_TRANSFER
 
 struct client_request {
 	uint64_t request_id; /* connection-local, echoed in the response */
 	uint32_t kind;       /* enum client_req_kind */
 	uint32_t consistency; /* enum kv_consistency, for KV_GET */
-	struct kv_command cmd;
+	struct kv_command cmd;     /* CLIENT_REQ_KV */
+	struct member_change change; /* CLIENT_REQ_MEMBER: kind known; id > 0
+					except for an add; addresses
+					NUL-terminated, nonempty peer_addr
+					for an add */
+	keel_node_id transfer_to;  /* CLIENT_REQ_TRANSFER: > 0 */
 };
 
 enum client_status {
@@ -103,6 +114,10 @@ struct client_response {
 	char message[128];                     /* human-readable detail, "" if none */
 	bool has_node_status;
 	struct client_node_status node_status; /* CLIENT_REQ_STATUS */
+	keel_node_id member_id; /* CLIENT_REQ_MEMBER: the member changed (an
+				   add's assigned id); 0 otherwise */
+	uint64_t cluster_id;    /* CLIENT_REQ_MEMBER: the cluster's id, so a
+				   joiner can record it; 0 otherwise */
 };
 
 /* ---- Frames ------------------------------------------------------------ */

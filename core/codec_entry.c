@@ -39,6 +39,7 @@ void codec_membership_to_pb(const struct membership *m, Keel__Membership *pb,
 	}
 	pb->n_members = m->member_count;
 	pb->members = ptrs;
+	pb->next_id = m->next_id;
 }
 
 int codec_membership_from_pb(const Keel__Membership *pb, struct membership *m)
@@ -62,6 +63,7 @@ int codec_membership_from_pb(const Keel__Membership *pb, struct membership *m)
 				     KEEL_ADDR_BYTES_MAX, &x->client_addr);
 	}
 	m->member_count = (uint32_t)pb->n_members;
+	m->next_id = pb->next_id;
 	return codec_membership_validate(m);
 }
 

@@ -40,6 +40,9 @@ int codec_membership_validate(const struct membership *m)
 		for (uint32_t j = 0; j < i; j++)
 			if (m->members[j].id == x->id)
 				return KEEL_ERANGE;
+		/* Ids are assigned below next_id and never reused. */
+		if (m->next_id != 0 && x->id >= m->next_id)
+			return KEEL_ERANGE;
 		voters += x->role == MEMBER_VOTER;
 	}
 	if (voters == 0)

@@ -28,6 +28,7 @@ typedef uint64_t keel_node_id;
 #define KEEL_APPEND_ENTRIES_MAX 512u           /* entries in one append message */
 #define KEEL_APPEND_BYTES_MAX (4u * 1024u * 1024u) /* entry bytes in one append */
 #define KEEL_SNAPSHOT_CHUNK_BYTES_MAX (1024u * 1024u) /* one snapshot chunk */
+#define KEEL_SNAPSHOT_CHUNK_BYTES 65536u /* chunk size the senders use */
 #define KEEL_FRAME_BYTES_MAX (8u * 1024u * 1024u)     /* one frame's payload */
 
 _Static_assert(KEEL_VALUE_BYTES_MAX + KEEL_KEY_BYTES_MAX < KEEL_ENTRY_BYTES_MAX,
@@ -70,6 +71,27 @@ struct member {
 struct membership {
 	uint32_t member_count;
 	struct member members[KEEL_MEMBERS_MAX];
+	/* The id the next added member gets; ids are never reused, so a removed
+	 * node's stale messages can never pass for a new member's. 0 on a
+	 * membership written before this field existed: then the effective
+	 * value is max(member id) + 1 (membership_next_id() in core/raft.h).
+	 * When nonzero it is greater than every member's id (codec-validated). */
+	keel_node_id next_id;
+};
+
+/* A membership change asked of the leader (core/raft.h raft_change; the
+ * client protocol's CLIENT_REQ_MEMBER carries one). */
+enum member_change_kind {
+	MEMBER_ADD_LEARNER = 1, /* add a learner; id 0 = let the leader assign */
+	MEMBER_PROMOTE = 2,     /* learner -> voter, once caught up */
+	MEMBER_REMOVE = 3,      /* remove a voter or learner */
+};
+
+struct member_change {
+	uint32_t kind; /* enum member_change_kind */
+	keel_node_id id;
+	char peer_addr[KEEL_ADDR_BYTES_MAX];   /* ADD_LEARNER */
+	char client_addr[KEEL_ADDR_BYTES_MAX]; /* ADD_LEARNER */
 };
 
 /* ---- Raft's durable hard state ----------------------------------------- */

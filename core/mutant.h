@@ -34,6 +34,12 @@
 /* core/raft */
 #define MUTANT_FIXED_ELECTION_TIMEOUT 12 /* no jitter: split votes forever */
 
-#define MUTANT_COUNT 12
+/* core/raft (issue 7) */
+#define MUTANT_CONFIG_NO_TERM_COMMIT 13 /* membership change before an entry of this term committed (M2) */
+#define MUTANT_REMOVED_LEADER_LEADS 14  /* a leader removed from the voters keeps leading (M5) */
+/* core/snapshot */
+#define MUTANT_SNAPSHOT_NOT_ATOMIC 15   /* install switches kv and the applied index in separate batches */
+
+#define MUTANT_COUNT 15
 
 #endif

@@ -93,7 +93,10 @@ struct store_ops {
 	 * record (see io_sim/mem_store.h); snapshot install to drop a
 	 * conflicting log. */
 	int (*log_truncate)(void *s, uint64_t index);
-	/* Remove entries <= index and record the snapshot point. */
+	/* Remove entries <= index and record the snapshot point (index, term,
+	 * m). index may be beyond last (installing a snapshot): the log is
+	 * then empty with first = index + 1. KEEL_EINVAL if index is below
+	 * the current snapshot index. */
 	int (*log_compact)(void *s, uint64_t index, uint64_t term,
 			   const struct membership *m);
 	int (*kv_put)(void *s, const uint8_t *key, uint32_t key_bytes,
@@ -122,9 +125,29 @@ struct store_ops {
 	 * pair, then every session; the same state gives the same order. */
 	int (*snap_next)(void *s, struct store_item *item);
 	void (*snap_end)(void *s);
-	/* In a batch: delete every kv pair and session (installing a
-	 * snapshot: clear, put its items, set the applied index, commit). */
+	/* In a batch: delete every kv pair and session. */
 	int (*state_clear)(void *s);
+
+	/* ---- staging an incoming snapshot (DESIGN §4) ----
+	 * A follower receives a snapshot in chunks over many batches; the
+	 * items go to a staging area that no read above sees. The switch is
+	 * one batch: stage_install, the log cut, set_applied, hard state,
+	 * write_commit. A crash before that commit leaves the old state; after
+	 * it, the new one. Whatever is staged when a node restarts is garbage
+	 * (the driver calls stage_clear once at start). */
+
+	/* In a batch: delete everything staged. */
+	int (*stage_clear)(void *s);
+	/* In a batch: stage one item (kind KV or SESSION). KEEL_EINVAL on a
+	 * malformed item (key 1..KEEL_KEY_BYTES_MAX, value <=
+	 * KEEL_VALUE_BYTES_MAX, session client_id > 0). A kv key or session
+	 * staged twice keeps the later one. */
+	int (*stage_put)(void *s, const struct store_item *it);
+	/* In a batch: replace every kv pair and session by what is staged,
+	 * and leave the staging area empty. */
+	int (*stage_install)(void *s);
+	/* Items staged (for tests and metrics). */
+	int (*stage_count)(void *s, uint64_t *count);
 };
 
 struct store {

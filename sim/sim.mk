@@ -26,7 +26,8 @@ mutant-bin-%: | $(DEPS_STAMP)
 	@$(MAKE) -s --no-print-directory BUILD=build/mutant/$* BIN=build/mutant/$*/bin \
 		EXTRA_CFLAGS=-DKEEL_MUTANT=$* build/mutant/$*/bin/keelsim
 
-mutants: $(foreach n,$(shell seq 1 12),mutant-bin-$(n))
+MUTANT_COUNT := $(shell sed -n "s/^#define MUTANT_COUNT \([0-9]*\).*/\1/p" core/mutant.h)
+mutants: $(foreach n,$(shell seq 1 $(MUTANT_COUNT)),mutant-bin-$(n))
 	@MUTANT_SEEDS_MAX=$(MUTANT_SEEDS_MAX) SIM_JOBS=$(SIM_JOBS) sh sim/sim_mutants.sh
 
 bench-sim: $(BIN)/keelsim

@@ -18,7 +18,7 @@ caught=0
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 
-for n in $(seq 1 12); do
+for n in $(seq 1 "$(sed -n "s/^#define MUTANT_COUNT \([0-9]*\).*/\1/p" core/mutant.h)"); do
 	name=$(echo "$names" | awk -v n="$n" '$1 == n && $2 != "COUNT" { print $2; exit }')
 	bin=build/mutant/$n/bin/keelsim
 	total=$((total + 1))
