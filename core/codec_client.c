@@ -5,8 +5,9 @@
  * Invariants:
  *  1. Encoders assert codec_{hello,request,response}_validate; decoders
  *     check the same rules after unpacking.
- *  2. A request carries a command iff its kind is CLIENT_REQ_KV; a response
- *     carries a node status iff has_node_status.
+ *  2. A request carries a command iff its kind is CLIENT_REQ_KV and a
+ *     member change iff it is CLIENT_REQ_MEMBER; a response carries a node
+ *     status iff has_node_status.
  *  3. Decoded keys and values point into d->pb; strings are copied and
  *     NUL-terminated.
  */
@@ -67,35 +68,70 @@ int codec_hello_decode(const uint8_t *payload, uint32_t n,
 
 /* ---- Request ------------------------------------------------------------------ */
 
+struct request_pb {
+	Keel__ClientRequest req;
+	Keel__Command cmd;
+	Keel__MemberChange change;
+};
+
+static ProtobufCBinaryData cstring_bytes(const char *s)
+{
+	return codec_pb_bytes(s, (uint32_t)strlen(s));
+}
+
 static void request_to_pb(const struct client_request *r,
-			  Keel__ClientRequest *pb, Keel__Command *cmd)
+			  struct request_pb *p)
 {
 	KEEL_ASSERT(codec_request_validate(r) == 0);
-	keel__client_request__init(pb);
-	pb->request_id = r->request_id;
-	pb->kind = r->kind;
-	pb->consistency = r->consistency;
+	keel__client_request__init(&p->req);
+	p->req.request_id = r->request_id;
+	p->req.kind = r->kind;
+	p->req.consistency = r->consistency;
+	p->req.transfer_to = r->transfer_to;
 	if (r->kind == CLIENT_REQ_KV) {
-		codec_command_to_pb(&r->cmd, cmd);
-		pb->command = cmd;
+		codec_command_to_pb(&r->cmd, &p->cmd);
+		p->req.command = &p->cmd;
+	}
+	if (r->kind == CLIENT_REQ_MEMBER) {
+		keel__member_change__init(&p->change);
+		p->change.kind = r->change.kind;
+		p->change.id = r->change.id;
+		p->change.peer_addr = cstring_bytes(r->change.peer_addr);
+		p->change.client_addr = cstring_bytes(r->change.client_addr);
+		p->req.change = &p->change;
 	}
 }
 
 size_t codec_request_encoded_bytes(const struct client_request *r)
 {
-	Keel__ClientRequest pb;
-	Keel__Command cmd;
-	request_to_pb(r, &pb, &cmd);
-	return codec_pb_frame_bytes(&pb.base);
+	struct request_pb p;
+	request_to_pb(r, &p);
+	return codec_pb_frame_bytes(&p.req.base);
 }
 
 int codec_request_encode(const struct client_request *r, uint8_t *out,
 			 size_t cap)
 {
-	Keel__ClientRequest pb;
-	Keel__Command cmd;
-	request_to_pb(r, &pb, &cmd);
-	return codec_pb_frame(FRAME_CLIENT_REQUEST, &pb.base, out, cap);
+	struct request_pb p;
+	request_to_pb(r, &p);
+	return codec_pb_frame(FRAME_CLIENT_REQUEST, &p.req.base, out, cap);
+}
+
+static int member_change_from_pb(const Keel__MemberChange *p,
+				 struct member_change *c)
+{
+	int rc = codec_pb_string_check(&p->peer_addr, sizeof(c->peer_addr));
+	if (rc == 0)
+		rc = codec_pb_string_check(&p->client_addr,
+					   sizeof(c->client_addr));
+	if (rc != 0)
+		return rc;
+	c->kind = p->kind;
+	c->id = p->id;
+	codec_pb_string_copy(c->peer_addr, sizeof(c->peer_addr), &p->peer_addr);
+	codec_pb_string_copy(c->client_addr, sizeof(c->client_addr),
+			     &p->client_addr);
+	return 0;
 }
 
 static int request_from_pb(const Keel__ClientRequest *p,
@@ -104,11 +140,21 @@ static int request_from_pb(const Keel__ClientRequest *p,
 	r->request_id = p->request_id;
 	r->kind = p->kind;
 	r->consistency = p->consistency;
+	r->transfer_to = p->transfer_to;
 	if (p->kind == CLIENT_REQ_KV) {
 		if (p->command == NULL)
 			return KEEL_EMALFORMED;
 		codec_command_from_pb(p->command, &r->cmd);
 	} else if (p->command != NULL) {
+		return KEEL_ERANGE;
+	}
+	if (p->kind == CLIENT_REQ_MEMBER) {
+		if (p->change == NULL)
+			return KEEL_EMALFORMED;
+		int rc = member_change_from_pb(p->change, &r->change);
+		if (rc != 0)
+			return rc;
+	} else if (p->change != NULL) {
 		return KEEL_ERANGE;
 	}
 	return codec_request_validate(r);
@@ -195,6 +241,8 @@ static void response_to_pb(const struct client_response *r,
 		codec_pb_bytes(r->leader_addr, (uint32_t)strlen(r->leader_addr));
 	p->resp.message =
 		codec_pb_bytes(r->message, (uint32_t)strlen(r->message));
+	p->resp.member_id = r->member_id;
+	p->resp.cluster_id = r->cluster_id;
 	if (r->has_node_status)
 		node_status_to_pb(&r->node_status, p);
 }
@@ -225,8 +273,12 @@ static int node_status_from_pb(const Keel__NodeStatus *p,
 	s->applied_index = p->applied_index;
 	s->last_index = p->last_index;
 	/* No membership, or an empty one, is a node that has not joined. */
-	if (p->membership == NULL || p->membership->n_members == 0)
+	if (p->membership == NULL)
 		return 0;
+	if (p->membership->n_members == 0) {
+		s->membership.next_id = p->membership->next_id;
+		return 0;
+	}
 	return codec_membership_from_pb(p->membership, &s->membership);
 }
 
@@ -239,6 +291,8 @@ static int response_from_pb(const Keel__ClientResponse *p,
 	r->value_bytes = codec_len32(p->value.len);
 	r->value = p->value.data;
 	r->leader_id = p->leader_id;
+	r->member_id = p->member_id;
+	r->cluster_id = p->cluster_id;
 	int rc = codec_pb_string_check(&p->leader_addr, sizeof(r->leader_addr));
 	if (rc == 0)
 		rc = codec_pb_string_check(&p->message, sizeof(r->message));

@@ -241,12 +241,39 @@ int codec_hello_validate(const struct codec_hello *h)
 	return 0;
 }
 
+static int member_change_validate(const struct member_change *c)
+{
+	if (c->kind < MEMBER_ADD_LEARNER || c->kind > MEMBER_REMOVE)
+		return KEEL_ERANGE;
+	/* Only an add may leave the id to the leader (raft.h M4). */
+	if (c->id == KEEL_NODE_NONE && c->kind != MEMBER_ADD_LEARNER)
+		return KEEL_ERANGE;
+	if (!codec_cstring_ok(c->peer_addr, sizeof(c->peer_addr)) ||
+	    !codec_cstring_ok(c->client_addr, sizeof(c->client_addr)))
+		return KEEL_ETOOBIG;
+	/* A learner nobody can reach would never catch up. */
+	if (c->kind == MEMBER_ADD_LEARNER && c->peer_addr[0] == '\0')
+		return KEEL_ERANGE;
+	return 0;
+}
+
 int codec_request_validate(const struct client_request *r)
 {
-	if (r->kind == CLIENT_REQ_STATUS)
-		return 0;
-	if (r->kind != CLIENT_REQ_KV)
+	/* transfer_to belongs to a transfer only (it is on the wire always). */
+	if (r->kind != CLIENT_REQ_TRANSFER && r->transfer_to != KEEL_NODE_NONE)
 		return KEEL_ERANGE;
+	switch (r->kind) {
+	case CLIENT_REQ_STATUS:
+		return 0;
+	case CLIENT_REQ_MEMBER:
+		return member_change_validate(&r->change);
+	case CLIENT_REQ_TRANSFER:
+		return r->transfer_to == KEEL_NODE_NONE ? KEEL_ERANGE : 0;
+	case CLIENT_REQ_KV:
+		break;
+	default:
+		return KEEL_ERANGE;
+	}
 	if (r->consistency != KV_LINEARIZABLE && r->consistency != KV_STALE)
 		return KEEL_ERANGE;
 	return codec_command_validate(&r->cmd);

@@ -19,7 +19,7 @@ static bool bytes_eq(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t b
 
 bool fuzz_membership_eq(const struct membership *a, const struct membership *b)
 {
-	if (a->member_count != b->member_count)
+	if (a->member_count != b->member_count || a->next_id != b->next_id)
 		return false;
 	for (uint32_t i = 0; i < a->member_count; i++) {
 		const struct member *x = &a->members[i], *y = &b->members[i];
@@ -112,12 +112,22 @@ bool fuzz_hello_eq(const struct codec_hello *a, const struct codec_hello *b)
 	       a->role == b->role;
 }
 
+static bool change_eq(const struct member_change *a,
+		      const struct member_change *b)
+{
+	return a->kind == b->kind && a->id == b->id &&
+	       strcmp(a->peer_addr, b->peer_addr) == 0 &&
+	       strcmp(a->client_addr, b->client_addr) == 0;
+}
+
 bool fuzz_request_eq(const struct client_request *a,
 		     const struct client_request *b)
 {
 	return a->request_id == b->request_id && a->kind == b->kind &&
 	       a->consistency == b->consistency &&
-	       fuzz_command_eq(&a->cmd, &b->cmd);
+	       a->transfer_to == b->transfer_to &&
+	       fuzz_command_eq(&a->cmd, &b->cmd) &&
+	       change_eq(&a->change, &b->change);
 }
 
 static bool node_status_eq(const struct client_node_status *a,
@@ -135,6 +145,7 @@ bool fuzz_response_eq(const struct client_response *a,
 {
 	return a->request_id == b->request_id && a->status == b->status &&
 	       a->stale == b->stale && a->leader_id == b->leader_id &&
+	       a->member_id == b->member_id && a->cluster_id == b->cluster_id &&
 	       bytes_eq(a->value, a->value_bytes, b->value, b->value_bytes) &&
 	       strcmp(a->leader_addr, b->leader_addr) == 0 &&
 	       strcmp(a->message, b->message) == 0 &&

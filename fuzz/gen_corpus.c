@@ -118,6 +118,17 @@ static void gen_client(void)
 	r.request_id = 9;
 	r.kind = CLIENT_REQ_STATUS;
 	put_frame("request", "status", codec_request_encode(&r, out, sizeof(out)));
+	static const struct { uint32_t kind; const char *name; } changes[] = {
+		{ MEMBER_ADD_LEARNER, "member-add" },
+		{ MEMBER_PROMOTE, "member-promote" },
+		{ MEMBER_REMOVE, "member-remove" },
+	};
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		sample_member_request(&r, changes[i].kind);
+		put_frame("request", changes[i].name, codec_request_encode(&r, out, sizeof(out)));
+	}
+	sample_transfer_request(&r);
+	put_frame("request", "transfer", codec_request_encode(&r, out, sizeof(out)));
 
 	static struct client_response rs;
 	sample_response(&rs, true);

@@ -27,6 +27,7 @@ static inline void sample_membership(struct membership *m)
 		snprintf(x->peer_addr, sizeof(x->peer_addr), "10.0.0.%u:7000", i + 1);
 		snprintf(x->client_addr, sizeof(x->client_addr), "10.0.0.%u:7001", i + 1);
 	}
+	m->next_id = 20;
 }
 
 static inline void sample_command(struct kv_command *c, uint32_t op)
@@ -135,6 +136,28 @@ static inline void sample_request(struct client_request *r, uint32_t op)
 	sample_command(&r->cmd, op);
 }
 
+/* A membership change request of the given kind (enum member_change_kind). */
+static inline void sample_member_request(struct client_request *r, uint32_t kind)
+{
+	memset(r, 0, sizeof(*r));
+	r->request_id = 32;
+	r->kind = CLIENT_REQ_MEMBER;
+	r->change.kind = kind;
+	r->change.id = kind == MEMBER_ADD_LEARNER ? 0 : 12;
+	if (kind == MEMBER_ADD_LEARNER) {
+		snprintf(r->change.peer_addr, sizeof(r->change.peer_addr), "10.0.0.9:7000");
+		snprintf(r->change.client_addr, sizeof(r->change.client_addr), "10.0.0.9:7001");
+	}
+}
+
+static inline void sample_transfer_request(struct client_request *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->request_id = 33;
+	r->kind = CLIENT_REQ_TRANSFER;
+	r->transfer_to = 11;
+}
+
 static inline void sample_response(struct client_response *r, bool status)
 {
 	memset(r, 0, sizeof(*r));
@@ -146,6 +169,8 @@ static inline void sample_response(struct client_response *r, bool status)
 	r->leader_id = 3;
 	snprintf(r->leader_addr, sizeof(r->leader_addr), "10.0.0.3:7001");
 	snprintf(r->message, sizeof(r->message), "try node 3");
+	r->member_id = 14;
+	r->cluster_id = 0xfedcba9876543210ull;
 	if (status) {
 		r->has_node_status = true;
 		r->node_status.id = 2;

@@ -19,6 +19,7 @@ static uint8_t buf[BUF_BYTES];
 static void membership_eq(const struct membership *a, const struct membership *b)
 {
 	ASSERT_EQ(a->member_count, b->member_count);
+	ASSERT_U64_EQ(a->next_id, b->next_id);
 	for (uint32_t i = 0; i < a->member_count; i++) {
 		ASSERT_U64_EQ(a->members[i].id, b->members[i].id);
 		ASSERT_EQ(a->members[i].role, b->members[i].role);
@@ -257,7 +258,13 @@ TEST(roundtrip_membership)
 	ASSERT_EQ(codec_membership_decode(buf, (uint32_t)n, &out), 0);
 	membership_eq(&m, &out);
 
-	/* Full, with longest addresses. */
+	/* next_id unset (a membership from before the field). */
+	m.next_id = 0;
+	n = codec_membership_encode(&m, buf, BUF_BYTES);
+	ASSERT_EQ(codec_membership_decode(buf, (uint32_t)n, &out), 0);
+	membership_eq(&m, &out);
+
+	/* Full, with longest addresses and the largest ids. */
 	m.member_count = KEEL_MEMBERS_MAX;
 	for (uint32_t i = 0; i < KEEL_MEMBERS_MAX; i++) {
 		m.members[i].id = UINT64_MAX - i;
@@ -266,6 +273,7 @@ TEST(roundtrip_membership)
 		m.members[i].peer_addr[KEEL_ADDR_BYTES_MAX - 1] = 0;
 		m.members[i].client_addr[0] = 0;
 	}
+	m.next_id = 0; /* no id above UINT64_MAX */
 	n = codec_membership_encode(&m, buf, BUF_BYTES);
 	ASSERT_GT(n, 0);
 	ASSERT_EQ(codec_membership_decode(buf, (uint32_t)n, &out), 0);
@@ -362,10 +370,17 @@ static void request_roundtrip(const struct client_request *r)
 	ASSERT_U64_EQ(out.request_id, r->request_id);
 	ASSERT_EQ(out.kind, r->kind);
 	ASSERT_EQ(out.consistency, r->consistency);
+	ASSERT_U64_EQ(out.transfer_to, r->transfer_to);
 	if (r->kind == CLIENT_REQ_KV)
 		command_eq(&r->cmd, &out.cmd);
 	else
 		ASSERT_EQ(out.cmd.op, 0);
+	ASSERT_EQ(out.change.kind, r->kind == CLIENT_REQ_MEMBER ? r->change.kind : 0);
+	if (r->kind == CLIENT_REQ_MEMBER) {
+		ASSERT_U64_EQ(out.change.id, r->change.id);
+		ASSERT_STR_EQ(out.change.peer_addr, r->change.peer_addr);
+		ASSERT_STR_EQ(out.change.client_addr, r->change.client_addr);
+	}
 	codec_decoded_free(&d);
 }
 
@@ -388,6 +403,31 @@ TEST(roundtrip_requests)
 	request_roundtrip(&r);
 }
 
+TEST(roundtrip_member_and_transfer_requests)
+{
+	static const uint32_t kinds[] = { MEMBER_ADD_LEARNER, MEMBER_PROMOTE,
+					  MEMBER_REMOVE };
+	struct client_request r;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		sample_member_request(&r, kinds[i]);
+		request_roundtrip(&r);
+	}
+	/* An add with its id chosen, longest addresses. */
+	sample_member_request(&r, MEMBER_ADD_LEARNER);
+	r.change.id = UINT64_MAX;
+	memset(r.change.peer_addr, 'p', KEEL_ADDR_BYTES_MAX - 1);
+	memset(r.change.client_addr, 'c', KEEL_ADDR_BYTES_MAX - 1);
+	request_roundtrip(&r);
+	/* A remove may carry no addresses at all. */
+	sample_member_request(&r, MEMBER_REMOVE);
+	r.change.id = 1;
+	request_roundtrip(&r);
+	sample_transfer_request(&r);
+	request_roundtrip(&r);
+	r.transfer_to = UINT64_MAX;
+	request_roundtrip(&r);
+}
+
 static void response_roundtrip(const struct client_response *r)
 {
 	int n = codec_response_encode(r, buf, BUF_BYTES);
@@ -404,6 +444,8 @@ static void response_roundtrip(const struct client_response *r)
 	ASSERT_EQ(out.stale, r->stale);
 	bytes_eq(out.value, out.value_bytes, r->value, r->value_bytes);
 	ASSERT_U64_EQ(out.leader_id, r->leader_id);
+	ASSERT_U64_EQ(out.member_id, r->member_id);
+	ASSERT_U64_EQ(out.cluster_id, r->cluster_id);
 	ASSERT_STR_EQ(out.leader_addr, r->leader_addr);
 	ASSERT_STR_EQ(out.message, r->message);
 	ASSERT_EQ(out.has_node_status, r->has_node_status);
@@ -437,6 +479,8 @@ TEST(roundtrip_responses)
 		memset(r.leader_addr, 'x', sizeof(r.leader_addr) - 1);
 		memset(r.message, 'y', sizeof(r.message) - 1);
 		r.node_status.membership.member_count = 0; /* not joined yet */
+		r.member_id = s;
+		r.cluster_id = UINT64_MAX - s;
 		response_roundtrip(&r);
 	}
 }

@@ -61,6 +61,7 @@ static void raw_membership(const struct membership *m, struct raw_membership *r)
 	}
 	r->pb.n_members = m->member_count;
 	r->pb.members = r->ptrs;
+	r->pb.next_id = m->next_id;
 }
 
 static void raw_command(const struct kv_command *c, Keel__Command *pb)
@@ -701,6 +702,20 @@ TEST(rule_membership_has_a_voter)
 	membership_rejected(&m, 0);
 }
 
+TEST(rule_membership_ids_below_next_id)
+{
+	struct membership m;
+	sample_membership(&m); /* ids 10..13 */
+	m.next_id = 14;
+	membership_rejected(&m, 0);
+	m.next_id = 13; /* member 13 was not assigned below it */
+	membership_rejected(&m, KEEL_ERANGE);
+	m.next_id = 1;
+	membership_rejected(&m, KEEL_ERANGE);
+	m.next_id = 0; /* unset: no bound */
+	membership_rejected(&m, 0);
+}
+
 TEST(rule_membership_addresses_bounded)
 {
 	struct membership m;
@@ -747,19 +762,45 @@ static int batch_decode_raw(const struct kv_command *cmds, uint32_t count)
 	return decode_pb(&r.pb.base);
 }
 
-static int request_decode_raw(const struct client_request *q)
-{
+struct raw_request {
 	Keel__ClientRequest pb;
 	Keel__Command cmd;
-	keel__client_request__init(&pb);
-	pb.request_id = q->request_id;
-	pb.kind = q->kind;
-	pb.consistency = q->consistency;
+	Keel__MemberChange change;
+};
+
+static struct raw_request *raw_request(const struct client_request *q)
+{
+	static struct raw_request r;
+	keel__client_request__init(&r.pb);
+	r.pb.request_id = q->request_id;
+	r.pb.kind = q->kind;
+	r.pb.consistency = q->consistency;
+	r.pb.transfer_to = q->transfer_to;
 	if (q->kind == CLIENT_REQ_KV) {
-		raw_command(&q->cmd, &cmd);
-		pb.command = &cmd;
+		raw_command(&q->cmd, &r.cmd);
+		r.pb.command = &r.cmd;
 	}
-	return decode_pb(&pb.base);
+	if (q->kind == CLIENT_REQ_MEMBER) {
+		keel__member_change__init(&r.change);
+		r.change.kind = q->change.kind;
+		r.change.id = q->change.id;
+		r.change.peer_addr = addr_bin(q->change.peer_addr, sizeof(q->change.peer_addr));
+		r.change.client_addr = addr_bin(q->change.client_addr, sizeof(q->change.client_addr));
+		r.pb.change = &r.change;
+	}
+	return &r;
+}
+
+static int request_decode_raw(const struct client_request *q)
+{
+	return decode_pb(&raw_request(q)->pb.base);
+}
+
+/* Both sides of the boundary give want for request q. */
+static void request_rejected(const struct client_request *q, int want)
+{
+	ASSERT_EQ(codec_request_validate(q), want);
+	ASSERT_EQ(request_decode_raw(q), want);
 }
 
 /* A write command breaking one rule is rejected by codec_command_validate,
@@ -934,7 +975,7 @@ TEST(rule_request_kind_known)
 	q.kind = 0;
 	ASSERT_EQ(codec_request_validate(&q), KEEL_ERANGE);
 	ASSERT_EQ(request_decode_raw(&q), KEEL_ERANGE);
-	q.kind = CLIENT_REQ_STATUS + 1;
+	q.kind = CLIENT_REQ_KIND_MAX + 1;
 	ASSERT_EQ(codec_request_validate(&q), KEEL_ERANGE);
 	ASSERT_EQ(request_decode_raw(&q), KEEL_ERANGE);
 }
@@ -964,6 +1005,103 @@ TEST(rule_request_command_iff_kv)
 	ASSERT_EQ(decode_pb(&pb.base), KEEL_ERANGE); /* status with a command */
 	pb.command = NULL;
 	ASSERT_EQ(decode_pb(&pb.base), 0);
+}
+
+TEST(rule_request_change_iff_member)
+{
+	struct client_request q;
+	sample_member_request(&q, MEMBER_PROMOTE);
+	struct raw_request *x = raw_request(&q);
+	ASSERT_EQ(decode_pb(&x->pb.base), 0);
+	x->pb.change = NULL; /* member request without a change */
+	ASSERT_EQ(decode_pb(&x->pb.base), KEEL_EMALFORMED);
+	x->pb.change = &x->change;
+	x->pb.kind = CLIENT_REQ_STATUS; /* status with a change */
+	ASSERT_EQ(decode_pb(&x->pb.base), KEEL_ERANGE);
+	x->pb.change = NULL;
+	ASSERT_EQ(decode_pb(&x->pb.base), 0);
+}
+
+TEST(rule_member_change_kind_known)
+{
+	struct client_request q;
+	sample_member_request(&q, MEMBER_REMOVE);
+	request_rejected(&q, 0);
+	q.change.kind = 0;
+	request_rejected(&q, KEEL_ERANGE);
+	q.change.kind = MEMBER_REMOVE + 1;
+	request_rejected(&q, KEEL_ERANGE);
+}
+
+TEST(rule_member_change_id_nonzero_except_add)
+{
+	struct client_request q;
+	sample_member_request(&q, MEMBER_PROMOTE);
+	q.change.id = 0;
+	request_rejected(&q, KEEL_ERANGE);
+	sample_member_request(&q, MEMBER_REMOVE);
+	q.change.id = 0;
+	request_rejected(&q, KEEL_ERANGE);
+	sample_member_request(&q, MEMBER_ADD_LEARNER);
+	q.change.id = 0; /* the leader assigns one */
+	request_rejected(&q, 0);
+}
+
+TEST(rule_member_change_addresses_bounded)
+{
+	struct client_request q;
+	sample_member_request(&q, MEMBER_ADD_LEARNER);
+	memset(q.change.peer_addr, 'p', KEEL_ADDR_BYTES_MAX - 1);
+	request_rejected(&q, 0);
+	memset(q.change.peer_addr, 'p', KEEL_ADDR_BYTES_MAX); /* no NUL */
+	request_rejected(&q, KEEL_ETOOBIG);
+	sample_member_request(&q, MEMBER_ADD_LEARNER);
+	memset(q.change.client_addr, 'c', KEEL_ADDR_BYTES_MAX);
+	request_rejected(&q, KEEL_ETOOBIG);
+	sample_member_request(&q, MEMBER_REMOVE); /* any kind */
+	memset(q.change.client_addr, 'c', KEEL_ADDR_BYTES_MAX);
+	request_rejected(&q, KEEL_ETOOBIG);
+}
+
+TEST(rule_member_change_addresses_without_nul)
+{
+	struct client_request q;
+	sample_member_request(&q, MEMBER_ADD_LEARNER);
+	char addr[] = "10.0.0.1\0:7000";
+	struct raw_request *x = raw_request(&q);
+	ASSERT_EQ(decode_pb(&x->pb.base), 0);
+	x->change.peer_addr = bin(addr, sizeof(addr) - 1);
+	ASSERT_EQ(decode_pb(&x->pb.base), KEEL_EMALFORMED);
+	x = raw_request(&q);
+	x->change.client_addr = bin(addr, sizeof(addr) - 1);
+	ASSERT_EQ(decode_pb(&x->pb.base), KEEL_EMALFORMED);
+}
+
+TEST(rule_member_change_add_needs_peer_addr)
+{
+	struct client_request q;
+	sample_member_request(&q, MEMBER_ADD_LEARNER);
+	q.change.peer_addr[0] = '\0';
+	request_rejected(&q, KEEL_ERANGE);
+	q.change.peer_addr[0] = 'h';
+	q.change.client_addr[0] = '\0'; /* the client address is optional */
+	request_rejected(&q, 0);
+}
+
+TEST(rule_request_transfer_to)
+{
+	struct client_request q;
+	sample_transfer_request(&q);
+	request_rejected(&q, 0);
+	q.transfer_to = 0;
+	request_rejected(&q, KEEL_ERANGE);
+	/* Only a transfer carries one. */
+	sample_request(&q, KV_PUT);
+	q.transfer_to = 3;
+	request_rejected(&q, KEEL_ERANGE);
+	sample_member_request(&q, MEMBER_PROMOTE);
+	q.transfer_to = 3;
+	request_rejected(&q, KEEL_ERANGE);
 }
 
 /* ---- responses -------------------------------------------------------------------- */
