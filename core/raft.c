@@ -41,6 +41,8 @@
  *       successful append response leave only after the writes of the ready
  *       that carries them (after_persist) — raft_election.c, raft_replication.c.
  *   I13 outbox_count <= RAFT_OUTBOX_MAX.
+ *   I14 snapshot_index <= applied <= commit: only applied entries are
+ *       compacted (raft_compact.c K1), and an installed snapshot is applied.
  */
 #include <string.h>
 
@@ -79,6 +81,8 @@ void raft_options_default(struct raft_options *o, keel_node_id id, uint64_t seed
 	o->append_entries_max = KEEL_APPEND_ENTRIES_MAX;
 	o->append_bytes_max = KEEL_APPEND_BYTES_MAX;
 	o->uncommitted_bytes_max = RAFT_UNCOMMITTED_BYTES_MAX_DEFAULT;
+	o->log_tail_entries = RAFT_LOG_TAIL_ENTRIES_DEFAULT;
+	o->log_tail_bytes = RAFT_LOG_TAIL_BYTES_DEFAULT;
 }
 
 size_t raft_sizeof(void)
@@ -243,6 +247,8 @@ void raft_close(struct raft *r)
 	keel_free(&r->opt.alloc, r->outbox);
 	keel_free(&r->opt.alloc, r->reads_pending);
 	keel_free(&r->opt.alloc, r->reads_done);
+	keel_free(&r->opt.alloc, r->install.chunk_buf);
+	r->install.chunk_buf = NULL;
 	r->outbox = NULL;
 	r->reads_pending = NULL;
 	r->reads_done = NULL;
@@ -255,8 +261,11 @@ int raft_bootstrap(struct raft *r, const struct membership *m)
 		return KEEL_ESTATE;
 	if (codec_membership_validate(m) != 0 || !raft_is_voter(m, r->opt.id))
 		return KEEL_EINVAL;
+	/* M4: ids of later members start above every initial one. */
+	struct membership first = *m;
+	first.next_id = membership_next_id(m);
 	uint8_t buf[sizeof(struct membership) * 2];
-	int n = codec_membership_encode(m, buf, sizeof(buf));
+	int n = codec_membership_encode(&first, buf, sizeof(buf));
 	KEEL_ASSERT(n > 0);
 	struct entry e = { .term = 1, .index = 1, .type = ENTRY_CONFIG,
 			   .data_bytes = (uint32_t)n, .data = buf };
@@ -285,7 +294,11 @@ void raft_status(const struct raft *r, struct raft_status *out)
 	out->first_index = raft_log_first(&r->log);
 	out->last_index = raft_log_last(&r->log);
 	out->stable_index = r->log.stable_index;
+	out->snapshot_index = r->log.snapshot_index;
+	out->installing = r->install.active;
 	out->membership = r->membership;
+	out->config_index = r->config_index;
+	out->config_pending = r->config_index > r->commit;
 }
 
 uint64_t raft_term_at(const struct raft *r, uint64_t index)
@@ -369,6 +382,7 @@ void raft_check_invariants(const struct raft *r)
 	KEEL_ASSERT(r->applied <= r->commit);               /* I5 */
 	KEEL_ASSERT(r->applied <= r->log.stable_index ||
 		    r->applied <= r->log.snapshot_index);   /* I5 */
+	KEEL_ASSERT(r->applied >= r->log.snapshot_index);   /* I14 */
 	KEEL_ASSERT(r->outbox_count <= r->outbox_cap);      /* I13 */
 	KEEL_ASSERT(r->outbox_cap <= RAFT_OUTBOX_MAX);      /* I13 */
 	if (r->config_index > 0) {                          /* I11 */

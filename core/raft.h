@@ -31,11 +31,12 @@
  *       4. apply rd.committed (they are durable locally and committed);
  *       5. hand each rd.reads[i] to the read path: serve it once the
  *          applied index reaches reads[i].index (or fail it with .err);
- *       6. leader: for each rd.snapshot_wants[i], send that chunk of a
- *          snapshot (see "Snapshots" below);
+ *       6. leader: for each rd.snapshot_wants[i], produce that chunk of a
+ *          snapshot (see "Snapshots" below) and, after raft_advance(),
+ *          pass it to raft_snapshot_send();
  *       7. follower: stage rd.snapshot_chunk if present (in order with the
  *          writes of step 2); when its .done is set, install it and then
- *          call raft_snapshot_installed();
+ *          (after raft_advance()) call raft_snapshot_installed();
  *       raft_advance(r, &rd);
  *   }
  *   and, whenever the state machine has durably applied more:

@@ -109,6 +109,17 @@ void raft_progress_rebuild(struct raft *r)
 	KEEL_ASSERT(r->progress_count <= KEEL_MEMBERS_MAX); /* C3 */
 }
 
+keel_node_id membership_next_id(const struct membership *m)
+{
+	if (m->next_id != 0)
+		return m->next_id;
+	keel_node_id max = 0;
+	for (uint32_t i = 0; i < m->member_count && i < KEEL_MEMBERS_MAX; i++)
+		if (m->members[i].id > max)
+			max = m->members[i].id;
+	return max + 1;
+}
+
 bool raft_self_voter(const struct raft *r)
 {
 	return raft_is_voter(&r->membership, r->opt.id);

@@ -52,6 +52,10 @@ const struct entry *raft_log_get(const struct raft_log *l, uint64_t index);
 int raft_log_append(struct raft_log *l, const struct entry *e);
 /* Remove every entry with index >= from (from > snapshot_index). */
 void raft_log_truncate(struct raft_log *l, uint64_t from);
+/* Drop every entry <= index and make (index, term) the snapshot point; an
+ * index beyond the last drops the whole log. stable and handed indexes are
+ * raised to index (a snapshot point is durable). */
+void raft_log_compact(struct raft_log *l, uint64_t index, uint64_t term);
 /* Largest i <= index held (or snapshot_index) with term_at(i) <= term. */
 uint64_t raft_log_find_by_term(const struct raft_log *l, uint64_t index,
 			       uint64_t term);
@@ -61,6 +65,20 @@ uint64_t raft_log_find_by_term(const struct raft_log *l, uint64_t index,
 enum progress_state {
 	PROGRESS_PROBE = 1,     /* one append at a time until a match is found */
 	PROGRESS_REPLICATE = 2, /* pipelined appends, up to inflight_appends_max */
+	PROGRESS_SNAPSHOT = 3,  /* its next entry was compacted: streaming a
+				   snapshot, one chunk in flight */
+};
+
+/* Leader: one follower's snapshot stream (raft_snapshot.c). Exactly one of
+ * want_pending, awaiting_send, chunk_inflight is set in PROGRESS_SNAPSHOT. */
+struct raft_snap_stream {
+	uint64_t last_index;  /* of the stream; 0 until the first chunk is sent */
+	uint64_t offset;      /* the chunk wanted next, or the one in flight */
+	uint64_t chunk_end;   /* in flight: offset + its bytes */
+	bool want_pending;    /* a want goes out with the next ready */
+	bool awaiting_send;   /* a want went out, raft_snapshot_send not yet */
+	bool chunk_inflight;  /* a chunk went out, no answer yet */
+	uint32_t stall_ticks; /* ticks without progress */
 };
 
 struct raft_progress {
@@ -76,6 +94,25 @@ struct raft_progress {
 	uint32_t inflight_count; /* ring of last indexes of appends in flight */
 	uint32_t inflight_head;
 	uint64_t inflight[RAFT_INFLIGHT_MAX];
+	struct raft_snap_stream snap; /* PROGRESS_SNAPSHOT */
+};
+
+/* Follower: the snapshot being received (raft_snapshot.c). */
+struct raft_install {
+	bool active;       /* chunks from offset 0 up to next_offset accepted */
+	bool done;         /* the last chunk accepted: appends are refused until
+			      raft_snapshot_installed / raft_snapshot_failed */
+	keel_node_id from; /* the leader streaming it */
+	uint64_t last_index;
+	uint64_t last_term;
+	struct membership membership;
+	uint64_t next_offset;
+	/* The accepted chunk not yet handed out in a ready; its bytes live in
+	 * chunk_buf (core memory, valid until the raft_advance after it). */
+	bool chunk_pending;
+	struct raft_snapshot_chunk chunk;
+	uint8_t *chunk_buf;
+	uint32_t chunk_buf_cap;
 };
 
 /* ---- Reads -------------------------------------------------------------- */
@@ -132,6 +169,12 @@ struct raft {
 	keel_node_id transfer_to;
 	uint32_t transfer_elapsed;
 
+	bool step_down_pending; /* M5: removal committed while a ready was out */
+
+	/* Snapshots. */
+	struct raft_install install; /* follower */
+	struct raft_snapshot_want wants[KEEL_MEMBERS_MAX]; /* handed in a ready */
+
 	/* ReadIndex. */
 	struct raft_pending_read *reads_pending;
 	uint32_t reads_pending_count;
@@ -182,6 +225,7 @@ bool raft_in_lease(const struct raft *r);
 
 /* raft_replication.c */
 void raft_become_leader(struct raft *r);
+void raft_progress_probe(struct raft_progress *p, uint64_t next);
 void raft_send_append(struct raft *r, struct raft_progress *p, bool heartbeat);
 void raft_send_appends(struct raft *r, struct raft_progress *p);
 void raft_bcast_append(struct raft *r);

@@ -123,6 +123,29 @@ void raft_log_truncate(struct raft_log *l, uint64_t from)
 	KEEL_ASSERT(l->stable_index <= raft_log_last(l)); /* L3 */
 }
 
+void raft_log_compact(struct raft_log *l, uint64_t index, uint64_t term)
+{
+	KEEL_ASSERT(index > l->snapshot_index);
+	KEEL_ASSERT(term > 0);
+	size_t drop = (size_t)(index - l->snapshot_index);
+	if (drop > l->count)
+		drop = l->count; /* a snapshot beyond our log: drop all of it */
+	for (size_t i = 0; i < drop; i++)
+		entry_free_data(l, &l->entries[i]);
+	memmove(l->entries, l->entries + drop, (l->count - drop) * sizeof(*l->entries));
+	l->count -= drop;
+	l->snapshot_index = index;
+	l->snapshot_term = term;
+	if (l->stable_index < index)
+		l->stable_index = index;
+	if (l->handed_index < index)
+		l->handed_index = index;
+	if (l->count > 0) {
+		KEEL_ASSERT(l->entries[0].index == index + 1); /* L1 */
+		KEEL_ASSERT(l->entries[0].term >= term);        /* L2 */
+	}
+}
+
 uint64_t raft_log_find_by_term(const struct raft_log *l, uint64_t index,
 			       uint64_t term)
 {

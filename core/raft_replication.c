@@ -40,7 +40,7 @@ static void inflight_add(struct raft *r, struct raft_progress *p, uint64_t last)
 	p->inflight_count++;
 }
 
-static void progress_probe(struct raft_progress *p, uint64_t next)
+void raft_progress_probe(struct raft_progress *p, uint64_t next)
 {
 	KEEL_ASSERT(next > p->match);
 	p->state = PROGRESS_PROBE;
@@ -179,7 +179,7 @@ void raft_become_leader(struct raft *r)
 		struct raft_progress *p = &r->progress[i];
 		p->match = 0;
 		p->acked_round = 0;
-		progress_probe(p, last + 1);
+		raft_progress_probe(p, last + 1);
 	}
 	r->uncommitted_bytes = uncommitted_bytes(r);
 	/* The no-op of this term: committing it commits everything before. */
@@ -282,7 +282,7 @@ static void detect_stalls(struct raft *r)
 			continue;
 		}
 		if (++p->stall_ticks >= limit) {
-			progress_probe(p, p->match + 1);
+			raft_progress_probe(p, p->match + 1);
 			raft_send_append(r, p, false);
 		}
 	}

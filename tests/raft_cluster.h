@@ -60,6 +60,8 @@ struct cl_node {
 	struct entry *dlog; /* indexes snap_index+1 .. */
 	size_t dcount, dcap;
 	uint64_t dapplied;
+	uint64_t sm_hash; /* the state machine: a running hash of what it applied */
+	bool auto_compact; /* compact whenever raft_compact_index says so */
 	/* pending writes, oldest first */
 	struct cl_write pending[CL_PENDING_MAX];
 	size_t pending_count;
@@ -88,6 +90,9 @@ struct cluster {
 	/* election safety: the leader seen in each term (index = term) */
 	keel_node_id *term_leader;
 	size_t term_leader_cap;
+	/* state machine agreement: sm_at[i] is the hash after applying i */
+	uint64_t *sm_at;
+	size_t sm_at_cap;
 };
 
 static inline uint64_t cl_hash(uint64_t h, const void *p, size_t n)
@@ -229,7 +234,22 @@ static inline uint64_t cl_entry_hash(const struct entry *e)
 	return e->data_bytes ? cl_hash(h, e->data, e->data_bytes) : h;
 }
 
-static inline void cl_apply(struct cl_node *n, const struct raft_ready *rd)
+/* Every node's state machine after index must be the same. */
+static inline void cl_sm_agree(struct cluster *c, uint64_t index, uint64_t hash)
+{
+	if (index >= c->sm_at_cap) {
+		size_t cap = (size_t)index * 2 + 64;
+		c->sm_at = realloc(c->sm_at, cap * sizeof(uint64_t));
+		memset(c->sm_at + c->sm_at_cap, 0, (cap - c->sm_at_cap) * sizeof(uint64_t));
+		c->sm_at_cap = cap;
+	}
+	if (c->sm_at[index] == 0)
+		c->sm_at[index] = hash;
+	ASSERT_U64_EQ(c->sm_at[index], hash);
+}
+
+static inline void cl_apply(struct cluster *c, struct cl_node *n,
+			    const struct raft_ready *rd)
 {
 	for (size_t i = 0; i < rd->committed_count; i++) {
 		const struct entry *e = &rd->committed[i];
@@ -246,12 +266,53 @@ static inline void cl_apply(struct cl_node *n, const struct raft_ready *rd)
 		a->type = e->type;
 		a->hash = cl_entry_hash(e);
 		n->dapplied = e->index;
+		n->sm_hash = cl_hash(n->sm_hash, &a->hash, sizeof(a->hash));
+		cl_sm_agree(c, e->index, n->sm_hash);
 	}
 	for (size_t i = 0; i < rd->read_count && n->read_count < CL_READS_MAX; i++)
 		n->reads[n->read_count++] = rd->reads[i];
 }
 
+/* The driver's compaction step: store first (durable log cut with the
+ * state at the cut), then the core. Returns the index compacted through, or
+ * 0 when the policy says not yet. */
+static inline uint64_t cl_compact_node(struct cl_node *n)
+{
+	uint64_t idx = raft_compact_index(n->r, n->dapplied);
+	if (idx == 0)
+		return 0;
+	ASSERT_TRUE(idx > n->snap_index);
+	ASSERT_TRUE(idx <= n->snap_index + n->dcount); /* durable here */
+	ASSERT_TRUE(idx <= n->dapplied);
+	uint64_t term = 0;
+	struct membership m;
+	ASSERT_EQ(raft_state_at(n->r, idx, &term, &m), 0);
+	ASSERT_U64_EQ(term, n->dlog[idx - n->snap_index - 1].term);
+	size_t drop = (size_t)(idx - n->snap_index);
+	for (size_t k = 0; k < drop; k++)
+		free((void *)n->dlog[k].data);
+	memmove(n->dlog, n->dlog + drop, (n->dcount - drop) * sizeof(*n->dlog));
+	n->dcount -= drop;
+	n->snap_index = idx;
+	n->snap_term = term;
+	n->snap_m = m;
+	ASSERT_EQ(raft_compact(n->r, idx), 0);
+	return idx;
+}
+
+static void cl_drain_once(struct cluster *c, struct cl_node *n);
+
 static void cl_drain(struct cluster *c, struct cl_node *n)
+{
+	for (int guard = 0; n->up; guard++) {
+		ASSERT_TRUE(guard < 1000);
+		cl_drain_once(c, n);
+		if (!n->auto_compact || cl_compact_node(n) == 0)
+			return;
+	}
+}
+
+static void cl_drain_once(struct cluster *c, struct cl_node *n)
 {
 	for (int guard = 0; n->up && raft_has_ready(n->r); guard++) {
 		ASSERT_TRUE(guard < 1000);
@@ -281,7 +342,7 @@ static void cl_drain(struct cluster *c, struct cl_node *n)
 		if (!n->manual_sync)
 			while (n->pending_count > 0)
 				cl_sync_one(c, n);
-		cl_apply(n, &rd);
+		cl_apply(c, n, &rd);
 		raft_advance(n->r, &rd);
 	}
 }
@@ -370,6 +431,7 @@ static inline void cl_free(struct cluster *c)
 		cl_net_free(&c->q[k]);
 	free(c->q);
 	free(c->term_leader);
+	free(c->sm_at);
 }
 
 static inline void cl_duplicate(struct cluster *c, size_t k)
