@@ -146,7 +146,8 @@ struct store_ops {
 	/* In a batch: replace every kv pair and session by what is staged,
 	 * and leave the staging area empty. */
 	int (*stage_install)(void *s);
-	/* Items staged (for tests and metrics). */
+	/* Items staged (for tests and metrics): stage_put calls since the
+	 * staging area was last emptied (a key staged twice counts twice). */
 	int (*stage_count)(void *s, uint64_t *count);
 };
 

@@ -78,6 +78,26 @@ static int check_dir(struct lmdb_store *s, const struct lmdb_store_config *cfg)
 static const char *const DB_NAMES[] = {"meta", "log", "kv", "kvlong",
 				       "sessions", "ages"};
 
+/* The staging database came after the others: a writable open creates it in
+ * a store that lacks it (its content is garbage at every open anyway); a
+ * read-only open of such a store goes without. */
+static int open_staging(struct lmdb_store *s, MDB_txn *txn)
+{
+	int mrc = mdb_dbi_open(txn, "staging", s->read_only ? 0 : MDB_CREATE,
+			       &s->dbi_stage);
+	if (mrc == MDB_NOTFOUND && s->read_only)
+		return 0;
+	if (mrc == MDB_INCOMPATIBLE) {
+		lmdb__set_error(s, "an LMDB file that is not a keel store "
+			     "(database \"staging\" has other flags)");
+		return KEEL_EBADMAGIC;
+	}
+	if (mrc != 0)
+		return lmdb__err(s, mrc, "open database");
+	s->has_stage = true;
+	return 0;
+}
+
 /* Open (fresh: create) the databases and check the format marker. */
 static int open_dbs(struct lmdb_store *s, bool fresh)
 {
@@ -128,6 +148,8 @@ static int open_dbs(struct lmdb_store *s, bool fresh)
 		if (rc == KEEL_ECORRUPT)
 			rc = KEEL_EBADMAGIC;
 	}
+	if (rc == 0)
+		rc = open_staging(s, txn);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
 		return rc;

@@ -13,6 +13,7 @@
  *   sessions  8-byte big-endian client id -> RECORD_SESSION
  *   ages      (last_index, client id), 16 bytes big-endian -> "" : the
  *             eviction order, so session_oldest is the first key
+ *   staging   an incoming snapshot's items (lmdb_stage.c)
  * All records come from core/record.c and are re-decoded there when
  * written; every read decodes and checks them again.
  *
@@ -804,6 +805,10 @@ static const struct store_ops lmdb_store_ops = {
 	.snap_next = lmdb__snap_next,
 	.snap_end = lmdb__snap_end,
 	.state_clear = op_state_clear,
+	.stage_clear = lmdb__stage_clear,
+	.stage_put = lmdb__stage_put,
+	.stage_install = lmdb__stage_install,
+	.stage_count = lmdb__stage_count,
 };
 
 void lmdb_store_bind(struct lmdb_store *s, struct store *out)

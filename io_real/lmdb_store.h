@@ -53,6 +53,8 @@ struct lmdb_snapshot {
 struct lmdb_store {
 	MDB_env *env;
 	MDB_dbi dbi_meta, dbi_log, dbi_kv, dbi_kvlong, dbi_sessions, dbi_ages;
+	MDB_dbi dbi_stage; /* staging (lmdb_stage.c) */
+	bool has_stage;    /* false only read-only on a store from before it */
 	MDB_txn *wtxn;    /* the open write batch */
 	MDB_txn *rtxn;    /* reused read transaction for reads outside a batch */
 	bool rtxn_active;

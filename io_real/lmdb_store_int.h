@@ -1,7 +1,8 @@
 /*
  * lmdb_store_int.h: what the LMDB store's files share (lmdb_store.c: reads,
  * writes and batches; lmdb_open.c: open, format check, close;
- * lmdb_snapshot.c: snapshot iteration). Not for other modules.
+ * lmdb_snapshot.c: snapshot iteration; lmdb_stage.c: the staging area).
+ * Not for other modules.
  */
 #ifndef KEEL_LMDB_STORE_INT_H
 #define KEEL_LMDB_STORE_INT_H
@@ -45,6 +46,12 @@ void lmdb__write_abort(void *impl);
 int lmdb__snap_begin(void *impl, struct store_meta *meta);
 int lmdb__snap_next(void *impl, struct store_item *item);
 void lmdb__snap_end(void *impl);
+
+/* The staging area (lmdb_stage.c), core/store.h stage_*. */
+int lmdb__stage_clear(void *impl);
+int lmdb__stage_put(void *impl, const struct store_item *it);
+int lmdb__stage_install(void *impl);
+int lmdb__stage_count(void *impl, uint64_t *count);
 
 /* One element of a long-key chain (see lmdb_store.c). */
 struct lmdb__link {

@@ -33,6 +33,8 @@ enum jop_kind {
 	JOP_LOG_APPEND = 2,
 	JOP_LOG_COMPACT = 3,
 	JOP_MAP_CLEAR = 4,
+	JOP_MAP_SWAP = 5,    /* map and saved exchanged their contents */
+	JOP_STAGE_PUTS = 6,  /* index: stage_puts before */
 };
 
 struct mem_jop {
@@ -253,6 +255,15 @@ static void undo_one(struct mem_store *s, struct mem_jop *j)
 		*j->map = *j->saved;
 		free(j->saved);
 		break;
+	case JOP_MAP_SWAP: {
+		struct mem_map t = *j->map;
+		*j->map = *j->saved;
+		*j->saved = t;
+		break;
+	}
+	case JOP_STAGE_PUTS:
+		s->stage_puts = j->index;
+		break;
 	default:
 		KEEL_UNREACHABLE();
 	}
@@ -276,6 +287,8 @@ static void journal_settle(struct mem_store *s, uint32_t upto)
 		} else if (j->kind == JOP_MAP_CLEAR) {
 			mem_map_free(j->saved);
 			free(j->saved);
+		} else if (j->kind == JOP_MAP_SWAP || j->kind == JOP_STAGE_PUTS) {
+			continue; /* nothing held */
 		} else {
 			log_recs_free(j->removed, j->removed_count);
 		}
@@ -683,6 +696,105 @@ static int op_state_clear(void *impl)
 	return rc;
 }
 
+/* ---- staging (core/store.h stage_*) --------------------------------------- */
+
+/* Journaled stage_puts = n. */
+static int stage_puts_set(struct mem_store *s, uint64_t n)
+{
+	int rc = journal_reserve(s);
+	if (rc != 0)
+		return fail(s, rc);
+	struct mem_jop *j = journal_push(s, JOP_STAGE_PUTS);
+	j->index = s->stage_puts;
+	s->stage_puts = n;
+	return 0;
+}
+
+/* Journaled exchange of two maps' contents. */
+static int map_exchange(struct mem_store *s, struct mem_map *a,
+			struct mem_map *b)
+{
+	int rc = journal_reserve(s);
+	if (rc != 0)
+		return fail(s, rc);
+	struct mem_jop *j = journal_push(s, JOP_MAP_SWAP);
+	j->map = a;
+	j->saved = b;
+	struct mem_map t = *a;
+	*a = *b;
+	*b = t;
+	return 0;
+}
+
+static int stage_empty(struct mem_store *s)
+{
+	int rc = map_clear(s, &s->stage_kv);
+	if (rc == 0)
+		rc = map_clear(s, &s->stage_sessions);
+	if (rc == 0)
+		rc = stage_puts_set(s, 0);
+	return rc;
+}
+
+static int op_stage_clear(void *impl)
+{
+	struct mem_store *s = impl;
+	int rc = write_check(s);
+	return rc != 0 ? rc : stage_empty(s);
+}
+
+static bool item_ok(const struct store_item *it)
+{
+	if (it->kind == STORE_ITEM_KV)
+		return key_ok(it->key, it->key_bytes) &&
+		       it->val_bytes <= KEEL_VALUE_BYTES_MAX &&
+		       (it->val_bytes == 0 || it->val != NULL);
+	if (it->kind == STORE_ITEM_SESSION)
+		return it->session.client_id != 0 &&
+		       it->session.status <= KV_STALE_SEQ;
+	return false;
+}
+
+static int op_stage_put(void *impl, const struct store_item *it)
+{
+	struct mem_store *s = impl;
+	int rc = write_check(s);
+	if (rc != 0)
+		return rc;
+	if (!item_ok(it))
+		return KEEL_EINVAL;
+	if (it->kind == STORE_ITEM_KV) {
+		rc = map_write(s, &s->stage_kv, it->key, it->key_bytes, it->val,
+			       it->val_bytes, false);
+	} else {
+		uint8_t key[8], rec[RECORD_SESSION_BYTES];
+		session_key(it->session.client_id, key);
+		size_t n = record_session_encode(&it->session, rec, sizeof(rec));
+		rc = map_write(s, &s->stage_sessions, key, 8, rec, (uint32_t)n,
+			       false);
+	}
+	return rc != 0 ? rc : stage_puts_set(s, s->stage_puts + 1);
+}
+
+static int op_stage_install(void *impl)
+{
+	struct mem_store *s = impl;
+	int rc = write_check(s);
+	if (rc == 0)
+		rc = map_exchange(s, &s->kv, &s->stage_kv);
+	if (rc == 0)
+		rc = map_exchange(s, &s->sessions, &s->stage_sessions);
+	/* The staging maps now hold the old state: drop it. */
+	return rc != 0 ? rc : stage_empty(s);
+}
+
+static int op_stage_count(void *impl, uint64_t *count)
+{
+	struct mem_store *s = impl;
+	*count = s->stage_puts;
+	return 0;
+}
+
 static void op_write_abort(void *impl)
 {
 	struct mem_store *s = impl;
@@ -828,6 +940,8 @@ void mem_store_close(struct mem_store *s)
 	mem_map_free(&s->meta);
 	mem_map_free(&s->kv);
 	mem_map_free(&s->sessions);
+	mem_map_free(&s->stage_kv);
+	mem_map_free(&s->stage_sessions);
 	for (uint32_t i = 0; i < s->log_count; i++)
 		free(s->log[s->log_head + i]);
 	free(s->log);
@@ -862,6 +976,10 @@ static const struct store_ops mem_store_ops = {
 	.snap_next = mem_store_snap_next,
 	.snap_end = mem_store_snap_end,
 	.state_clear = op_state_clear,
+	.stage_clear = op_stage_clear,
+	.stage_put = op_stage_put,
+	.stage_install = op_stage_install,
+	.stage_count = op_stage_count,
 };
 
 void mem_store_bind(struct mem_store *s, struct store *out)

@@ -27,9 +27,12 @@
  * return that error, and write_commit aborts it.
  *
  * Implementation: the current state (durable + volatile + open batch) is
- * kept in place — hash maps for meta, kv and sessions, an array for the log
- * — and every write appends an undo record to a journal; abort and crash
- * undo, sync frees the journal. Memory is bounded by the limits below.
+ * kept in place — hash maps for meta, kv, sessions and the staging area, an
+ * array for the log — and every write appends an undo record to a journal;
+ * abort and crash undo, sync frees the journal. Staged writes are writes
+ * like any other: volatile until synced, dropped by a crash; stage_install
+ * swaps the staged maps with kv and sessions (O(1), journaled). Memory is
+ * bounded by the limits below.
  */
 #ifndef KEEL_MEM_STORE_H
 #define KEEL_MEM_STORE_H
@@ -76,6 +79,10 @@ struct mem_snap_item {
 
 struct mem_store {
 	struct mem_map meta, kv, sessions;
+	/* the staging area (store_ops stage_*): same layout as kv and
+	 * sessions, so stage_install swaps whole maps */
+	struct mem_map stage_kv, stage_sessions;
+	uint64_t stage_puts; /* stage_put calls since the area was emptied */
 	/* log: records for indexes log_first .. log_first + log_count - 1 */
 	struct mem_log_rec **log;
 	uint32_t log_head, log_count, log_cap;

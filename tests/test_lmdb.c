@@ -374,3 +374,46 @@ TEST(snapshot_is_consistent_while_writes_go_on)
 	lmdb_snapshot_end(&snap);
 	tmp_end();
 }
+
+/* A store written before the staging database existed: a writable open
+ * adds it, a read-only open goes without (and reports nothing staged). */
+TEST(store_without_staging_database_opens)
+{
+	tmp_begin();
+	ASSERT_EQ(open_store(true, false), 0);
+	put_kv("k", "v");
+	lmdb_store_close(&fx.lmdb);
+	/* drop the staging database with LMDB itself */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	ASSERT_EQ(mdb_env_create(&env), 0);
+	ASSERT_EQ(mdb_env_set_maxdbs(env, LMDB_STORE_DBS_MAX), 0);
+	ASSERT_EQ(mdb_env_open(env, fx.dir, MDB_NOTLS, 0600), 0);
+	ASSERT_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ASSERT_EQ(mdb_dbi_open(txn, "staging", 0, &dbi), 0);
+	ASSERT_EQ(mdb_drop(txn, dbi, 1), 0);
+	ASSERT_EQ(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	ASSERT_EQ(open_store(false, true), 0);
+	ASSERT_FALSE(fx.lmdb.has_stage);
+	uint64_t n = 9;
+	ASSERT_EQ(OPS->stage_count(S, &n), 0);
+	ASSERT_U64_EQ(n, 0);
+	lmdb_store_close(&fx.lmdb);
+
+	ASSERT_EQ(open_store(false, false), 0);
+	ASSERT_TRUE(fx.lmdb.has_stage);
+	struct store_item it = {.kind = STORE_ITEM_KV, .key = (const uint8_t *)"s",
+				.key_bytes = 1};
+	ASSERT_EQ(OPS->write_begin(S), 0);
+	ASSERT_EQ(OPS->stage_put(S, &it), 0);
+	ASSERT_EQ(OPS->write_commit(S), 0);
+	ASSERT_EQ(OPS->stage_count(S, &n), 0);
+	ASSERT_U64_EQ(n, 1);
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(OPS->kv_get(S, (const uint8_t *)"k", 1, &v, &vb), 0);
+	tmp_end();
+}

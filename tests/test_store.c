@@ -831,6 +831,234 @@ CONFORM(state_clear_in_a_batch)
 	ASSERT_EQ(OPS(f)->state_clear(S(f)), KEEL_ESTATE);
 }
 
+/* ---- staging an incoming snapshot (stage_*) ------------------------------ */
+
+static int stage_kv(struct fixture *f, const uint8_t *k, uint32_t kb,
+		    const uint8_t *v, uint32_t vb)
+{
+	struct store_item it = {.kind = STORE_ITEM_KV, .key = k, .key_bytes = kb,
+				.val = v, .val_bytes = vb};
+	return OPS(f)->stage_put(S(f), &it);
+}
+
+static int stage_s(struct fixture *f, const char *k, const char *v)
+{
+	return stage_kv(f, (const uint8_t *)k, (uint32_t)strlen(k),
+			(const uint8_t *)v, (uint32_t)strlen(v));
+}
+
+static int stage_session(struct fixture *f, uint64_t id, uint64_t seq,
+			 uint64_t last_index)
+{
+	struct store_item it = {.kind = STORE_ITEM_SESSION,
+				.session = {id, seq, last_index, KV_OK}};
+	return OPS(f)->stage_put(S(f), &it);
+}
+
+static uint64_t stage_count(struct fixture *f)
+{
+	uint64_t n = ~0ull;
+	ASSERT_EQ(OPS(f)->stage_count(S(f), &n), 0);
+	return n;
+}
+
+static uint8_t big_key[KEEL_KEY_BYTES_MAX];
+static uint8_t big_val[KEEL_VALUE_BYTES_MAX];
+
+/* Stage the "new" state: n, a long key, the largest key and value, an empty
+ * value, a key and a session staged twice (the later wins). 8 puts. */
+static void stage_new(struct fixture *f)
+{
+	for (size_t i = 0; i < sizeof(big_key); i++)
+		big_key[i] = (uint8_t)('k' + i % 7);
+	for (size_t i = 0; i < sizeof(big_val); i++)
+		big_val[i] = (uint8_t)(i * 7 + 1);
+	ASSERT_EQ(stage_s(f, "n", "first"), 0);
+	ASSERT_EQ(stage_kv(f, big_key, 600, (const uint8_t *)"L", 1), 0);
+	ASSERT_EQ(stage_kv(f, big_key, sizeof(big_key), big_val,
+			   sizeof(big_val)), 0);
+	ASSERT_EQ(stage_kv(f, (const uint8_t *)"e", 1, NULL, 0), 0);
+	ASSERT_EQ(stage_session(f, 9, 1, 40), 0);
+	ASSERT_EQ(stage_session(f, 8, 3, 41), 0);
+	ASSERT_EQ(stage_s(f, "n", "new"), 0);
+	ASSERT_EQ(stage_session(f, 9, 2, 42), 0);
+}
+
+/* The state stage_new leads to, once installed. */
+static void check_new(struct fixture *f)
+{
+	check_val(f, "x", NULL);
+	check_val(f, "y", NULL);
+	check_val(f, "n", "new");
+	check_val(f, "e", "");
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(OPS(f)->kv_get(S(f), big_key, 600, &v, &vb), 0);
+	ASSERT_EQ(vb, 1);
+	ASSERT_EQ(OPS(f)->kv_get(S(f), big_key, sizeof(big_key), &v, &vb), 0);
+	ASSERT_EQ(vb, sizeof(big_val));
+	ASSERT_MEM_EQ(v, big_val, sizeof(big_val));
+	struct kv_session se;
+	uint64_t count;
+	ASSERT_EQ(OPS(f)->session_count(S(f), &count), 0);
+	ASSERT_U64_EQ(count, 2);
+	ASSERT_EQ(OPS(f)->session_get(S(f), 3, &se), KEEL_ENOTFOUND);
+	ASSERT_EQ(OPS(f)->session_get(S(f), 9, &se), 0);
+	ASSERT_U64_EQ(se.seq, 2);
+	ASSERT_U64_EQ(se.last_index, 42);
+	ASSERT_EQ(OPS(f)->session_oldest(S(f), &se), 0);
+	ASSERT_U64_EQ(se.client_id, 8);
+}
+
+/* Outside a batch: a snapshot reads exactly the installed items. */
+static void check_new_snapshot(struct fixture *f)
+{
+	struct store_meta m;
+	char dump[4096];
+	ASSERT_EQ(OPS(f)->snap_begin(S(f), &m), 0);
+	ASSERT_EQ(snap_dump(f, dump, sizeof(dump)), 6);
+	OPS(f)->snap_end(S(f));
+	ASSERT_TRUE(strncmp(dump, "e=\n", 3) == 0);
+	ASSERT_TRUE(strstr(dump, "\nn=new\n") != NULL);
+	ASSERT_TRUE(strstr(dump, "#8:3\n#9:2\n") != NULL);
+}
+
+CONFORM(stage_is_invisible_until_installed)
+{
+	fill_base(f);
+	ASSERT_U64_EQ(stage_count(f), 0);
+	begin(f);
+	ASSERT_EQ(OPS(f)->stage_clear(S(f)), 0);
+	stage_new(f);
+	ASSERT_U64_EQ(stage_count(f), 8);
+	check_base(f); /* staged items show nowhere, even in the batch */
+	commit_sync(f);
+	check_base(f);
+	f->ops->reopen(f); /* staged items are durable like any write */
+	check_base(f);
+	ASSERT_U64_EQ(stage_count(f), 8);
+	struct store_meta m;
+	ASSERT_EQ(OPS(f)->snap_begin(S(f), &m), 0);
+	char dump[4096];
+	ASSERT_EQ(snap_dump(f, dump, sizeof(dump)), 4); /* x, y, #3, #4 */
+	OPS(f)->snap_end(S(f));
+}
+
+CONFORM(stage_install_switches_in_one_batch)
+{
+	fill_base(f);
+	begin(f);
+	ASSERT_EQ(OPS(f)->stage_clear(S(f)), 0);
+	ASSERT_EQ(stage_s(f, "n", "first"), 0);
+	commit_sync(f);
+	f->ops->reopen(f);
+	begin(f); /* a second chunk, a later batch */
+	ASSERT_EQ(OPS(f)->stage_clear(S(f)), 0); /* offset 0 again */
+	ASSERT_U64_EQ(stage_count(f), 0);
+	stage_new(f);
+	commit_sync(f);
+	/* the switch, aborted: nothing changes */
+	begin(f);
+	ASSERT_EQ(OPS(f)->stage_install(S(f)), 0);
+	check_new(f);
+	ASSERT_U64_EQ(stage_count(f), 0);
+	OPS(f)->write_abort(S(f));
+	check_base(f);
+	ASSERT_U64_EQ(stage_count(f), 8);
+	/* the switch with its log cut and meta */
+	struct membership mb = one_member(5);
+	struct raft_hard_state hs = {.term = 4, .vote = 1, .commit = 50};
+	begin(f);
+	ASSERT_EQ(OPS(f)->stage_install(S(f)), 0);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 50, 4, &mb), 0); /* beyond last */
+	ASSERT_EQ(OPS(f)->set_applied(S(f), 50), 0);
+	ASSERT_EQ(OPS(f)->set_hard_state(S(f), &hs), 0);
+	commit_sync(f);
+	for (int round = 0; round < 2; round++) {
+		check_new(f);
+		check_new_snapshot(f);
+		ASSERT_U64_EQ(stage_count(f), 0);
+		check_bounds(f, 51, 50);
+		struct store_meta m;
+		ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
+		ASSERT_U64_EQ(m.applied_index, 50);
+		ASSERT_U64_EQ(m.snapshot_index, 50);
+		ASSERT_U64_EQ(m.snapshot_term, 4);
+		ASSERT_U64_EQ(m.hard_state.commit, 50);
+		ASSERT_MEM_EQ(&m.snapshot_membership, &mb, sizeof(mb));
+		f->ops->reopen(f);
+	}
+	/* the log goes on from there, across a reopen */
+	begin(f);
+	append_range(f, 51, 53, 4);
+	commit_sync(f);
+	f->ops->reopen(f);
+	check_bounds(f, 51, 53);
+	check_entry(f, 51, 4);
+	/* installing nothing empties kv and sessions */
+	begin(f);
+	ASSERT_EQ(OPS(f)->stage_install(S(f)), 0);
+	commit_sync(f);
+	f->ops->reopen(f);
+	check_val(f, "n", NULL);
+	uint64_t count;
+	ASSERT_EQ(OPS(f)->session_count(S(f), &count), 0);
+	ASSERT_U64_EQ(count, 0);
+}
+
+CONFORM(stage_put_checks_items)
+{
+	struct store_item it = {.kind = STORE_ITEM_KV, .key = (const uint8_t *)"a",
+				.key_bytes = 1};
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &it), KEEL_ESTATE); /* no batch */
+	ASSERT_EQ(OPS(f)->stage_clear(S(f)), KEEL_ESTATE);
+	ASSERT_EQ(OPS(f)->stage_install(S(f)), KEEL_ESTATE);
+	begin(f);
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &it), 0);
+	struct store_item bad = it;
+	bad.kind = 0;
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &bad), KEEL_EINVAL);
+	bad.kind = STORE_ITEM_SESSION + 1;
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &bad), KEEL_EINVAL);
+	bad = it;
+	bad.key_bytes = 0;
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &bad), KEEL_EINVAL);
+	bad.key_bytes = KEEL_KEY_BYTES_MAX + 1;
+	bad.key = big_key;
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &bad), KEEL_EINVAL);
+	bad = it;
+	bad.val_bytes = KEEL_VALUE_BYTES_MAX + 1;
+	bad.val = big_val;
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &bad), KEEL_EINVAL);
+	bad.val = NULL;
+	bad.val_bytes = 1;
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &bad), KEEL_EINVAL);
+	bad = (struct store_item){.kind = STORE_ITEM_SESSION,
+				  .session = {0, 1, 1, KV_OK}};
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &bad), KEEL_EINVAL);
+	bad.session.client_id = 1;
+	bad.session.status = KV_STALE_SEQ + 1;
+	ASSERT_EQ(OPS(f)->stage_put(S(f), &bad), KEEL_EINVAL);
+	/* refused items changed nothing and the batch is still good */
+	ASSERT_U64_EQ(stage_count(f), 1);
+	commit_sync(f);
+	ASSERT_U64_EQ(stage_count(f), 1);
+	/* an aborted batch stages nothing */
+	begin(f);
+	ASSERT_EQ(stage_s(f, "b", "2"), 0);
+	ASSERT_EQ(stage_session(f, 5, 1, 1), 0);
+	ASSERT_U64_EQ(stage_count(f), 3);
+	OPS(f)->write_abort(S(f));
+	ASSERT_U64_EQ(stage_count(f), 1);
+	/* clear empties it */
+	begin(f);
+	ASSERT_EQ(OPS(f)->stage_clear(S(f)), 0);
+	ASSERT_U64_EQ(stage_count(f), 0);
+	commit_sync(f);
+	f->ops->reopen(f);
+	ASSERT_U64_EQ(stage_count(f), 0);
+}
+
 /* ---- the memory model's crash behaviour ---------------------------------- */
 
 #define MEM_TEST(name)                                                   \
@@ -851,6 +1079,81 @@ MEM_TEST(crash_drops_unsynced)
 	check_base(f);
 	check_val(f, "w", NULL);
 	ASSERT_EQ(f->mem.stats.crashes, 1);
+}
+
+/* An install as a driver does it: two chunks in their own batches, then
+ * the switch. Runs the first `upto` steps; returns the step count. */
+static int install_steps(struct fixture *f, int upto)
+{
+	struct membership mb = one_member(5);
+	struct raft_hard_state hs = {.term = 4, .vote = 1, .commit = 50};
+	int step = 0;
+#define STEP(x) do { if (step++ < upto) { x; } } while (0)
+	STEP(begin(f));
+	STEP(ASSERT_EQ(OPS(f)->stage_clear(S(f)), 0));
+	STEP(ASSERT_EQ(stage_s(f, "n", "first"), 0));
+	STEP(ASSERT_EQ(stage_session(f, 9, 1, 40), 0));
+	STEP(commit(f));
+	STEP(ASSERT_EQ(OPS(f)->sync(S(f)), 0));
+	STEP(begin(f));
+	STEP(stage_new(f));
+	STEP(commit(f));
+	STEP(begin(f));
+	STEP(ASSERT_EQ(OPS(f)->stage_install(S(f)), 0));
+	STEP(ASSERT_EQ(OPS(f)->log_compact(S(f), 50, 4, &mb), 0));
+	STEP(ASSERT_EQ(OPS(f)->set_applied(S(f), 50), 0));
+	STEP(ASSERT_EQ(OPS(f)->set_hard_state(S(f), &hs), 0));
+	STEP(commit(f));
+	STEP(ASSERT_EQ(OPS(f)->sync(S(f)), 0));
+#undef STEP
+	return step;
+}
+
+/* After a crash the store holds exactly the old state or the new one. */
+static bool crashed_state_is_new(struct fixture *f, uint64_t old_digest,
+				 uint64_t new_digest)
+{
+	struct store_meta m;
+	ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
+	uint64_t d = mem_store_digest(&f->mem);
+	if (m.applied_index == 50) {
+		ASSERT_U64_EQ(d, new_digest);
+		check_new(f);
+		check_bounds(f, 51, 50);
+		ASSERT_U64_EQ(m.hard_state.commit, 50);
+		return true;
+	}
+	ASSERT_U64_EQ(d, old_digest);
+	check_base(f);
+	return false;
+}
+
+MEM_TEST(crash_at_every_point_of_an_install)
+{
+	fill_base(f);
+	uint64_t old_digest = mem_store_digest(&f->mem);
+	int steps = install_steps(f, 1 << 30);
+	uint64_t new_digest = mem_store_digest(&f->mem);
+	ASSERT_NE(old_digest, new_digest);
+	for (int upto = 0; upto <= steps; upto++) {
+		/* tear 0 drops every unsynced batch; the others keep a prefix */
+		for (uint64_t tear = 0; tear < 4; tear++) {
+			mem_store_close(&f->mem);
+			mem_open(f);
+			fill_base(f);
+			install_steps(f, upto);
+			mem_store_crash(&f->mem, tear);
+			bool is_new = crashed_state_is_new(f, old_digest, new_digest);
+			if (tear == 0)
+				ASSERT_EQ(is_new, upto == steps);
+			/* the restarted driver clears the staging area */
+			begin(f);
+			ASSERT_EQ(OPS(f)->stage_clear(S(f)), 0);
+			commit_sync(f);
+			ASSERT_U64_EQ(stage_count(f), 0);
+			ASSERT_EQ(crashed_state_is_new(f, old_digest, new_digest), is_new);
+		}
+	}
 }
 
 MEM_TEST(sync_upto_makes_a_prefix_durable)
@@ -970,7 +1273,8 @@ MEM_TEST(digest_follows_state)
 
 enum rop_kind {
 	ROP_PUT, ROP_DEL, ROP_SESSION_PUT, ROP_SESSION_DEL, ROP_APPEND,
-	ROP_TRUNCATE, ROP_COMPACT, ROP_HARD, ROP_APPLIED, ROP_KINDS, ROP_CLEAR
+	ROP_TRUNCATE, ROP_COMPACT, ROP_HARD, ROP_APPLIED, ROP_STAGE_PUT,
+	ROP_KINDS, ROP_CLEAR, ROP_STAGE_CLEAR, ROP_STAGE_INSTALL
 };
 
 /* One write, replayable on any store. */
@@ -1046,6 +1350,20 @@ static int rop_apply(struct store *st, const struct rop *o)
 		return st->ops->set_applied(s, o->a);
 	case ROP_CLEAR:
 		return st->ops->state_clear(s);
+	case ROP_STAGE_PUT: {
+		struct store_item it = {.kind = STORE_ITEM_KV, .key = rkey[o->key],
+					.key_bytes = rkey_bytes[o->key],
+					.val = rval + o->val,
+					.val_bytes = o->val * 5 % 200};
+		if (o->b % 3 == 0)
+			it = (struct store_item){.kind = STORE_ITEM_SESSION,
+						 .session = {o->a, o->b, o->val, o->b % 5}};
+		return st->ops->stage_put(s, &it);
+	}
+	case ROP_STAGE_CLEAR:
+		return st->ops->stage_clear(s);
+	case ROP_STAGE_INSTALL:
+		return st->ops->stage_install(s);
 	default:
 		KEEL_UNREACHABLE();
 	}
@@ -1073,6 +1391,8 @@ static struct rop rop_gen(uint64_t *x, uint64_t first, uint64_t last)
 			o.kind = ROP_APPLIED; /* compaction stays rare */
 		if (rnd(x) % 8 == 0)
 			o.kind = ROP_CLEAR; /* so does clearing */
+		if (rnd(x) % 6 == 0)
+			o.kind = rnd(x) % 2 ? ROP_STAGE_CLEAR : ROP_STAGE_INSTALL;
 		break;
 	default:
 		break;
@@ -1123,6 +1443,9 @@ static void same_store(struct store *a, struct store *b)
 	uint64_t ca, cb;
 	ASSERT_EQ(a->ops->session_count(a->impl, &ca), 0);
 	ASSERT_EQ(b->ops->session_count(b->impl, &cb), 0);
+	ASSERT_U64_EQ(ca, cb);
+	ASSERT_EQ(a->ops->stage_count(a->impl, &ca), 0);
+	ASSERT_EQ(b->ops->stage_count(b->impl, &cb), 0);
 	ASSERT_U64_EQ(ca, cb);
 	struct kv_session sa, sb;
 	int ra = a->ops->session_oldest(a->impl, &sa);
