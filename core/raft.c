@@ -48,6 +48,7 @@
 
 #include "codec.h"
 #include "err.h"
+#include "mutant.h"
 #include "raft_impl.h"
 
 _Static_assert(RAFT_READS_PENDING_MAX <= UINT32_MAX / 2, "read counters fit");
@@ -369,6 +370,29 @@ static void check_roles(const struct raft *r)
 	}
 	KEEL_ASSERT(r->reads_pending_count + r->reads_done_count <=
 		    RAFT_READS_PENDING_MAX);                              /* I10 */
+	if (r->role == RAFT_LEADER && !raft_self_voter(r) &&
+	    !MUTANT(MUTANT_REMOVED_LEADER_LEADS))
+		KEEL_ASSERT(r->config_index > r->commit ||
+			    r->step_down_pending);                        /* M5 */
+	if (r->step_down_pending)
+		KEEL_ASSERT(r->role == RAFT_LEADER && r->ready_pending);  /* M5 */
+}
+
+/* M1: a leader appends at most one config entry above commit, the active
+ * one. (Configs of earlier terms may sit above a new leader's commit until
+ * its no-op commits them; M2 keeps it from adding one before.) Checked
+ * over a bounded tail like check_log. */
+static void check_one_uncommitted_config(const struct raft *r)
+{
+	uint64_t last = raft_log_last(&r->log);
+	uint64_t n = 0;
+	for (uint64_t i = last; i > r->commit && n < RAFT_CHECK_TAIL; i--, n++) {
+		const struct entry *e = raft_log_get(&r->log, i);
+		if (e->term != r->term)
+			break; /* terms never decrease along the log */
+		if (e->type == ENTRY_CONFIG)
+			KEEL_ASSERT(i == r->config_index); /* M1 */
+	}
 }
 
 void raft_check_invariants(const struct raft *r)
@@ -392,6 +416,7 @@ void raft_check_invariants(const struct raft *r)
 	}
 	if (r->role == RAFT_LEADER) {
 		check_progress(r);
+		check_one_uncommitted_config(r);
 		KEEL_ASSERT(raft_log_term(&r->log, r->term_start_index) == r->term ||
 			    r->term_start_index <= r->log.snapshot_index); /* I9 */
 	}

@@ -187,6 +187,8 @@ static void on_success(struct raft *r, struct raft_progress *p,
 	}
 	KEEL_ASSERT(p->match < p->next); /* I8 */
 	raft_maybe_commit(r);
+	if (r->role != RAFT_LEADER)
+		return; /* M5: the commit removed us */
 	raft_transfer_check(r, p);
 	raft_send_appends(r, p);
 }
@@ -205,5 +207,5 @@ void raft_recv_append_resp(struct raft *r, const struct msg *m)
 		on_success(r, p, resp);
 	else
 		on_reject(r, p, resp);
-	raft_reads_release(r);
+	raft_reads_release(r); /* a no-op unless still leader */
 }

@@ -66,6 +66,7 @@ void raft_become_follower(struct raft *r, uint64_t term, keel_node_id leader)
 	r->role = RAFT_FOLLOWER;
 	r->leader = leader;
 	r->term_unsynced = false;
+	r->step_down_pending = false;
 	raft_reset_election_timer(r);
 	if (was_leader) {
 		raft_outbox_purge_appends(r); /* R2 */

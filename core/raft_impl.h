@@ -240,6 +240,9 @@ void raft_recv_append_resp(struct raft *r, const struct msg *m);
 int raft_leader_append(struct raft *r, uint32_t type, const uint8_t *data,
 		       uint32_t data_bytes);
 
+/* raft_member.c */
+void raft_member_check_removed(struct raft *r);
+
 /* raft_read.c */
 void raft_reads_release(struct raft *r);
 void raft_reads_fail_all(struct raft *r, int err);

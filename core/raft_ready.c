@@ -193,6 +193,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 	memmove(r->reads_done, r->reads_done + rd->read_count,
 		r->reads_done_count * sizeof(*r->reads_done));
 	r->ready_pending = false;
+	if (r->step_down_pending)
+		raft_member_check_removed(r); /* M5, deferred by R1 */
 	raft_check_invariants(r);
 }
 

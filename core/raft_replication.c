@@ -236,6 +236,7 @@ void raft_maybe_commit(struct raft *r)
 	r->commit = n;
 	KEEL_ASSERT(r->commit <= raft_log_last(&r->log)); /* I4 */
 	raft_reads_release(r);
+	raft_member_check_removed(r); /* M5 */
 }
 
 /* ---- Leader: ticks ------------------------------------------------------ */

@@ -15,6 +15,7 @@
  */
 #include "codec.h"
 #include "err.h"
+#include "mutant.h"
 #include "raft_impl.h"
 
 /* S2; returns false when the message is to be ignored. */
@@ -137,7 +138,10 @@ static int propose_check(struct raft *r, uint32_t type, const uint8_t *data,
 		if (codec_membership_decode(data, data_bytes, &m) != 0)
 			return KEEL_EINVAL;
 		if (r->config_index > r->commit)
-			return KEEL_ESTATE; /* one change at a time */
+			return KEEL_ESTATE; /* M1: one change at a time */
+		if (r->commit < r->term_start_index &&
+		    !MUTANT(MUTANT_CONFIG_NO_TERM_COMMIT))
+			return KEEL_ESTATE; /* M2 */
 	}
 	return 0;
 }

@@ -650,6 +650,37 @@ static inline void cl_init_logs(struct cluster *c, size_t voters, size_t learner
 	}
 }
 
+/* Add a pristine node (id count + 1) that belongs to no membership yet: it
+ * waits to be contacted, like a joiner. Returns its index. */
+static inline int cl_add_spare(struct cluster *c, uint64_t seed)
+{
+	ASSERT_TRUE(c->count < CL_NODES_MAX);
+	int i = (int)c->count++;
+	struct cl_node *n = &c->n[i];
+	memset(n, 0, sizeof(*n));
+	n->id = (keel_node_id)i + 1;
+	raft_options_default(&n->opt, n->id, seed * 1000 + (uint64_t)i);
+	cl_start(c, i);
+	cl_drain(c, n);
+	return i;
+}
+
+/* raft_change on node i, then drain it. */
+static inline int cl_change(struct cluster *c, int i, uint32_t kind,
+			    keel_node_id id, const char *peer_addr,
+			    uint64_t *index, keel_node_id *id_out)
+{
+	struct member_change ch = { .kind = kind, .id = id };
+	if (peer_addr != NULL)
+		snprintf(ch.peer_addr, sizeof(ch.peer_addr), "%s", peer_addr);
+	*index = 0;
+	*id_out = 0;
+	int rc = raft_change(c->n[i].r, &ch, index, id_out);
+	cl_drain(c, &c->n[i]);
+	cl_check(c);
+	return rc;
+}
+
 /* Index in the network queue of the first message of type from -> to
  * (0: any), or -1. */
 static inline int cl_find(const struct cluster *c, uint32_t type,
