@@ -193,6 +193,7 @@ int net_listen(struct net *n, const char *addr)
 /* ---- outbound ----------------------------------------------------------- */
 
 static void peer_connect(struct net_peer *p);
+static struct net_peer *peer_find(const struct net *n, keel_node_id id);
 
 static void on_retry_timer(uv_timer_t *t)
 {
@@ -219,7 +220,7 @@ static void out_close(struct fconn *c, int reason)
 	p->connected = false;
 	n->open_handles--;
 	free(c);
-	if (n->stopping)
+	if (n->stopping || !p->active)
 		return;
 	if (was_connected)
 		LOG_INFO("lost connection to peer %llu at %s (%s)",
@@ -298,38 +299,115 @@ static void peer_connect(struct net_peer *p)
 	}
 }
 
-int net_set_peers(struct net *n, const struct membership *m)
+/* A retired peer's timer has closed: its slot may be reused once its
+ * connection has closed too. */
+static void retired_timer_closed(uv_handle_t *h)
 {
-	KEEL_ASSERT(n->peer_count == 0);
+	struct net_peer *p = h->data;
+	p->timer_closing = false;
+	KEEL_ASSERT(p->net->open_handles > 0);
+	p->net->open_handles--;
+}
+
+/* Stop talking to p: close its timer and connection; out_close does not
+ * reconnect an inactive peer. */
+static void peer_retire(struct net_peer *p)
+{
+	KEEL_ASSERT(p->active);
+	p->active = false;
+	LOG_INFO("peer %llu at %s left the membership; disconnecting",
+		 (unsigned long long)p->id, p->addr);
+	if (p->timer_open) {
+		uv_timer_stop(&p->timer);
+		p->timer_open = false;
+		p->timer_closing = true;
+		uv_close((uv_handle_t *)&p->timer, retired_timer_closed);
+	}
+	if (p->conn != NULL)
+		fconn_close(p->conn, 0);
+}
+
+static bool slot_free(const struct net_peer *p)
+{
+	return !p->active && !p->timer_open && !p->timer_closing &&
+	       p->conn == NULL;
+}
+
+static int peer_add(struct net *n, const struct member *mb)
+{
+	struct net_peer *p = NULL;
+	for (uint32_t i = 0; i < n->peer_count && p == NULL; i++)
+		if (slot_free(&n->peers[i]))
+			p = &n->peers[i];
+	if (p == NULL) {
+		if (n->peer_count == KEEL_MEMBERS_MAX)
+			return KEEL_EBUSY; /* retired slots still closing */
+		p = &n->peers[n->peer_count++];
+	}
+	memset(p, 0, sizeof *p);
+	p->net = n;
+	p->id = mb->id;
+	snprintf(p->addr, sizeof p->addr, "%s", mb->peer_addr);
+	if (fconn_addr_parse(p->addr, &p->sa) != 0) {
+		LOG_ERROR("peer %llu: bad address '%s'",
+			  (unsigned long long)p->id, p->addr);
+		return KEEL_EINVAL;
+	}
+	uv_timer_init(n->loop, &p->timer);
+	p->timer.data = p;
+	p->timer_open = true;
+	p->active = true;
+	n->open_handles++;
+	peer_connect(p);
+	return 0;
+}
+
+static const struct member *member_of(const struct membership *m,
+				      keel_node_id id)
+{
+	for (uint32_t i = 0; i < m->member_count; i++)
+		if (m->members[i].id == id)
+			return &m->members[i];
+	return NULL;
+}
+
+int net_update_peers(struct net *n, const struct membership *m)
+{
+	if (n->stopping)
+		return 0;
+	for (uint32_t i = 0; i < n->peer_count; i++) {
+		struct net_peer *p = &n->peers[i];
+		if (!p->active)
+			continue;
+		const struct member *mb = member_of(m, p->id);
+		if (mb == NULL || strcmp(mb->peer_addr, p->addr) != 0)
+			peer_retire(p);
+	}
+	int result = 0;
 	for (uint32_t i = 0; i < m->member_count; i++) {
 		const struct member *mb = &m->members[i];
 		if (mb->id == n->self || mb->peer_addr[0] == '\0')
 			continue;
-		struct net_peer *p = &n->peers[n->peer_count];
-		memset(p, 0, sizeof *p);
-		p->net = n;
-		p->id = mb->id;
-		snprintf(p->addr, sizeof p->addr, "%s", mb->peer_addr);
-		if (fconn_addr_parse(p->addr, &p->sa) != 0) {
-			LOG_ERROR("peer %llu: bad address '%s'",
-				  (unsigned long long)p->id, p->addr);
-			return KEEL_EINVAL;
-		}
-		uv_timer_init(n->loop, &p->timer);
-		p->timer.data = p;
-		p->timer_open = true;
-		n->open_handles++;
-		n->peer_count++;
+		const struct net_peer *p = peer_find(n, mb->id);
+		if (p != NULL)
+			continue;
+		int rc = peer_add(n, mb);
+		if (rc != 0 && result == 0)
+			result = rc;
 	}
-	for (uint32_t i = 0; i < n->peer_count; i++)
-		peer_connect(&n->peers[i]);
-	return 0;
+	return result;
+}
+
+int net_set_peers(struct net *n, const struct membership *m)
+{
+	KEEL_ASSERT(n->peer_count == 0);
+	return net_update_peers(n, m);
 }
 
 static struct net_peer *peer_find(const struct net *n, keel_node_id id)
 {
 	for (uint32_t i = 0; i < n->peer_count; i++)
-		if (n->peers[i].id == id)
+		if (n->peers[i].active && n->peers[i].id == id)
 			return (struct net_peer *)&n->peers[i];
 	return NULL;
 }

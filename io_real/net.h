@@ -62,6 +62,8 @@ struct net_peer {
 	uint32_t attempts; /* consecutive failures, drives the backoff */
 	uv_timer_t timer;
 	bool timer_open;
+	bool active;        /* a member now; false: retired or never used */
+	bool timer_closing; /* retired: the timer's close has not completed */
 };
 
 struct net {
@@ -76,7 +78,7 @@ struct net {
 	uv_timer_t sweep; /* closes inbound connections silent past the hello deadline */
 	bool sweep_open;
 	bool stopping;
-	uint32_t peer_count;
+	uint32_t peer_count; /* slots ever used; some may be retired */
 	struct net_peer peers[KEEL_MEMBERS_MAX];
 	struct fconn *inbound; /* list */
 	uint32_t inbound_count;
@@ -96,6 +98,15 @@ int net_listen(struct net *n, const char *addr);
 /* Set the peers to connect to (members other than self with an address).
  * Called once at start. Returns 0 or KEEL_EINVAL (bad address). */
 int net_set_peers(struct net *n, const struct membership *m);
+
+/* Follow a membership change: connect to members that are new, disconnect
+ * (and stop reconnecting to) peers that left or whose address changed.
+ * Returns 0, KEEL_EINVAL (a bad address: that member is skipped) or
+ * KEEL_EBUSY (no free slot while retired peers' handles are still closing:
+ * call again later). Inbound connections from a removed peer stay until it
+ * closes them (their messages are still addressed to us; Raft ignores a
+ * non-member). */
+int net_update_peers(struct net *n, const struct membership *m);
 
 /* Encode and queue m for m->to. Returns 0 or the reason it was dropped
  * (KEEL_ENOTFOUND unknown peer, KEEL_ENOLEADER not connected, KEEL_EBUSY

@@ -289,6 +289,8 @@ static int read_response(struct kc *c, uint64_t request_id, uint64_t deadline,
 			res->leader_id = r.leader_id;
 			snprintf(res->message, sizeof res->message, "%s", r.message);
 			res->has_node_status = r.has_node_status;
+			res->member_id = r.member_id;
+			res->cluster_id = r.cluster_id;
 			if (r.has_node_status)
 				res->node_status = r.node_status;
 			if (r.status == CLIENT_NOT_LEADER)
@@ -357,20 +359,12 @@ static bool retryable(uint32_t status)
 	       status == CLIENT_BUSY || status == CLIENT_SHUTTING_DOWN;
 }
 
-int kc_request(struct kc *c, uint32_t kind, struct kv_command *cmd,
-	       uint32_t consistency, struct kc_result *res)
+/* Send req (its request_id is set per attempt) until a definite answer or
+ * attempts_max; write: it changes state, so an unanswered attempt makes the
+ * outcome unknown (see client.h). */
+static int request(struct kc *c, struct client_request *req, bool write,
+		   struct kc_result *res)
 {
-	bool write = kind == CLIENT_REQ_KV && cmd->op != KV_GET;
-	if (write) {
-		cmd->client_id = c->cfg.client_id;
-		cmd->seq = ++c->seq;
-	}
-	struct client_request req;
-	memset(&req, 0, sizeof req);
-	req.kind = kind;
-	req.consistency = consistency;
-	if (cmd != NULL)
-		req.cmd = *cmd;
 	memset(res, 0, sizeof *res);
 	bool maybe_applied = false; /* a write was sent and not answered */
 	c->last_error[0] = '\0';
@@ -385,17 +379,17 @@ int kc_request(struct kc *c, uint32_t kind, struct kv_command *cmd,
 			c->leader_addr[0] = '\0'; /* try the others */
 			continue;
 		}
-		req.request_id = ++c->request_id;
-		size_t bytes = codec_request_encoded_bytes(&req);
+		req->request_id = ++c->request_id;
+		size_t bytes = codec_request_encoded_bytes(req);
 		uint8_t *buf = malloc(bytes);
 		if (buf == NULL)
 			return KEEL_ENOMEM;
-		int n = codec_request_encode(&req, buf, bytes);
+		int n = codec_request_encode(req, buf, bytes);
 		KEEL_ASSERT(n == (int)bytes);
 		int rc = send_all(c, buf, bytes, deadline);
 		free(buf);
 		if (rc == 0)
-			rc = read_response(c, req.request_id, deadline, res);
+			rc = read_response(c, req->request_id, deadline, res);
 		if (rc != 0) {
 			/* Sent (perhaps partly) and unanswered: a write may
 			 * have been applied. */
@@ -433,6 +427,42 @@ int kc_request(struct kc *c, uint32_t kind, struct kv_command *cmd,
 	    strstr(c->last_error, "no answer") != NULL)
 		return KEEL_ETIMEDOUT;
 	return KEEL_ENOLEADER;
+}
+
+int kc_request(struct kc *c, uint32_t kind, struct kv_command *cmd,
+	       uint32_t consistency, struct kc_result *res)
+{
+	bool write = kind == CLIENT_REQ_KV && cmd->op != KV_GET;
+	if (write) {
+		cmd->client_id = c->cfg.client_id;
+		cmd->seq = ++c->seq;
+	}
+	struct client_request req;
+	memset(&req, 0, sizeof req);
+	req.kind = kind;
+	req.consistency = consistency;
+	if (cmd != NULL)
+		req.cmd = *cmd;
+	return request(c, &req, write, res);
+}
+
+int kc_member_change(struct kc *c, const struct member_change *change,
+		     struct kc_result *res)
+{
+	struct client_request req;
+	memset(&req, 0, sizeof req);
+	req.kind = CLIENT_REQ_MEMBER;
+	req.change = *change;
+	return request(c, &req, true, res);
+}
+
+int kc_transfer_leader(struct kc *c, keel_node_id to, struct kc_result *res)
+{
+	struct client_request req;
+	memset(&req, 0, sizeof req);
+	req.kind = CLIENT_REQ_TRANSFER;
+	req.transfer_to = to;
+	return request(c, &req, true, res);
 }
 
 static struct kv_command mk(uint32_t op, const void *k, uint32_t kb,

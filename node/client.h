@@ -52,6 +52,8 @@ struct kc_result {
 	char message[128];
 	bool has_node_status;
 	struct client_node_status node_status;
+	keel_node_id member_id; /* kc_member_change: the member changed */
+	uint64_t cluster_id;    /* kc_member_change: the cluster's id */
 };
 
 struct kc {
@@ -95,6 +97,21 @@ int kc_cas(struct kc *c, const void *k, uint32_t kb, const void *old,
 int kc_append(struct kc *c, const void *k, uint32_t kb, const void *v,
 	      uint32_t vb, struct kc_result *res);
 int kc_status(struct kc *c, struct kc_result *res);
+
+/* A membership change, asked of the leader (followed through NOT_LEADER
+ * hints; BUSY answers, e.g. another change not yet committed or a learner
+ * not caught up, are retried within attempts_max). CLIENT_OK once the
+ * change's config entry committed: res->member_id is the member (an add's
+ * assigned id) and res->cluster_id the cluster's. A change is a write: an
+ * unanswered attempt gives KEEL_EINDETERMINATE. An add of a peer address
+ * that is already a member answers that member's id, so retrying an add is
+ * safe; a retried promote or remove that already took effect answers
+ * CLIENT_BAD_REQUEST (already a voter / no such member). */
+int kc_member_change(struct kc *c, const struct member_change *change,
+		     struct kc_result *res);
+/* Ask the leader to hand leadership to voter `to`; CLIENT_OK once the
+ * transfer started (it completes when `to` wins its election). */
+int kc_transfer_leader(struct kc *c, keel_node_id to, struct kc_result *res);
 
 const char *kc_last_error(const struct kc *c);
 const char *kc_status_name(uint32_t status);

@@ -64,7 +64,7 @@ static void fill_hint(struct server *s, struct client_response *r)
 			 m->client_addr);
 }
 
-static void respond_direct(struct server *s, struct cconn *c,
+void server_respond_direct(struct server *s, struct cconn *c,
 			   uint64_t request_id, uint32_t status,
 			   const char *message)
 {
@@ -92,6 +92,10 @@ void server_respond(struct server *s, struct pending *p, uint32_t status,
 	r.value_bytes = value_bytes;
 	if (status == CLIENT_NOT_LEADER)
 		fill_hint(s, &r);
+	if (p->kind == PENDING_MEMBER && status == CLIENT_OK) {
+		r.member_id = p->client_id;
+		r.cluster_id = s->cluster_id;
+	}
 	snprintf(r.message, sizeof r.message, "%s", message);
 	struct cconn *c = p->conn;
 	send_response(s, c, &r);
@@ -113,13 +117,13 @@ static void respond_status(struct server *s, struct cconn *c,
 	send_response(s, c, &r);
 }
 
-static struct pending *new_pending(struct server *s, struct cconn *c,
+struct pending *server_new_pending(struct server *s, struct cconn *c,
 				   uint32_t kind, uint64_t request_id)
 {
 	struct pending *p = pending_alloc(&s->pending, kind);
 	if (p == NULL) {
 		s->ctr.busy++;
-		respond_direct(s, c, request_id, CLIENT_BUSY,
+		server_respond_direct(s, c, request_id, CLIENT_BUSY,
 			       "too many requests in flight; retry later");
 		return NULL;
 	}
@@ -144,11 +148,11 @@ static void handle_get(struct server *s, struct cconn *c,
 {
 	bool stale = req->consistency == KV_STALE;
 	if (!stale && s->role != RAFT_LEADER) {
-		respond_direct(s, c, req->request_id, CLIENT_NOT_LEADER,
+		server_respond_direct(s, c, req->request_id, CLIENT_NOT_LEADER,
 			       "linearizable reads are served by the leader");
 		return;
 	}
-	struct pending *p = new_pending(
+	struct pending *p = server_new_pending(
 		s, c, stale ? PENDING_READ_APPLY : PENDING_READ_INDEX,
 		req->request_id);
 	if (p == NULL)
@@ -181,12 +185,12 @@ static void handle_write(struct server *s, struct cconn *c,
 {
 	const struct kv_command *cmd = &req->cmd;
 	if (s->role != RAFT_LEADER) {
-		respond_direct(s, c, req->request_id, CLIENT_NOT_LEADER,
+		server_respond_direct(s, c, req->request_id, CLIENT_NOT_LEADER,
 			       "writes go to the leader");
 		return;
 	}
 	if (cmd->client_id == 0 || cmd->seq == 0) {
-		respond_direct(s, c, req->request_id, CLIENT_BAD_REQUEST,
+		server_respond_direct(s, c, req->request_id, CLIENT_BAD_REQUEST,
 			       "a write needs client_id and seq > 0");
 		return;
 	}
@@ -206,7 +210,7 @@ static void handle_write(struct server *s, struct cconn *c,
 	if (s->batch_count == KEEL_BATCH_COMMANDS_MAX ||
 	    s->batch_bytes + cmd_bytes(cmd) > SERVER_BATCH_BYTES_MAX)
 		server_batch_flush(s);
-	struct pending *p = new_pending(s, c, PENDING_WRITE, req->request_id);
+	struct pending *p = server_new_pending(s, c, PENDING_WRITE, req->request_id);
 	if (p == NULL)
 		return;
 	p->client_id = cmd->client_id;
@@ -237,11 +241,11 @@ static void handle_write(struct server *s, struct cconn *c,
 void server_client_request(struct server *s, struct cconn *c,
 			   const struct client_request *req)
 {
-	uint32_t op = req->kind == CLIENT_REQ_STATUS ? 0 : req->cmd.op;
+	uint32_t op = req->kind == CLIENT_REQ_KV ? req->cmd.op : 0;
 	if (op < 6)
 		s->ctr.requests[op]++;
 	if (s->storage_err != 0) {
-		respond_direct(s, c, req->request_id, CLIENT_UNAVAILABLE,
+		server_respond_direct(s, c, req->request_id, CLIENT_UNAVAILABLE,
 			       "storage failed; this node stopped serving");
 		return;
 	}
@@ -250,11 +254,15 @@ void server_client_request(struct server *s, struct cconn *c,
 		return;
 	}
 	if (s->phase >= PHASE_DRAINING) {
-		respond_direct(s, c, req->request_id, CLIENT_SHUTTING_DOWN,
+		server_respond_direct(s, c, req->request_id, CLIENT_SHUTTING_DOWN,
 			       "node is stopping; request not applied");
 		return;
 	}
-	if (req->cmd.op == KV_GET)
+	if (req->kind == CLIENT_REQ_MEMBER)
+		server_member_request(s, c, req);
+	else if (req->kind == CLIENT_REQ_TRANSFER)
+		server_transfer_request(s, c, req);
+	else if (req->cmd.op == KV_GET)
 		handle_get(s, c, req);
 	else
 		handle_write(s, c, req);

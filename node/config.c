@@ -7,6 +7,7 @@
 #include <xxhash.h>
 
 #include "../core/err.h"
+#include "../core/raft.h"
 #include "config.h"
 
 static int fail(char *err, size_t err_bytes, const char *fmt, ...)
@@ -29,6 +30,9 @@ void config_defaults(struct node_config *c)
 	c->election_ticks = CONFIG_ELECTION_TICKS_DEFAULT;
 	c->heartbeat_ticks = CONFIG_HEARTBEAT_TICKS_DEFAULT;
 	c->pending_max = CONFIG_PENDING_MAX_DEFAULT;
+	c->log_tail_entries = RAFT_LOG_TAIL_ENTRIES_DEFAULT;
+	c->log_tail_bytes = RAFT_LOG_TAIL_BYTES_DEFAULT;
+	c->snapshot_rate_bytes = CONFIG_SNAPSHOT_RATE_BYTES_DEFAULT;
 }
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -147,6 +151,17 @@ static int set_u32(uint32_t *dst, const char *value, uint64_t lo, uint64_t hi,
 	return 0;
 }
 
+static int set_u64(uint64_t *dst, const char *value, uint64_t lo, uint64_t hi,
+		   const char *where, char *err, size_t err_bytes)
+{
+	if (parse_u64(value, lo, hi, dst) != 0)
+		return fail(err, err_bytes,
+			    "%s: expected an integer in %llu..%llu, got '%s'",
+			    where, (unsigned long long)lo, (unsigned long long)hi,
+			    value);
+	return 0;
+}
+
 int config_set(struct node_config *c, const char *name, const char *value,
 	       const char *where, char *err, size_t err_bytes)
 {
@@ -198,6 +213,10 @@ int config_set(struct node_config *c, const char *name, const char *value,
 				return rc;
 			c->join_count++;
 		}
+		if (c->join_count == 0)
+			return fail(err, err_bytes,
+				    "%s: expected HOST:PORT,... (client addresses of running members)",
+				    where);
 		return 0;
 	}
 	if (strcmp(name, "bootstrap") == 0) {
@@ -248,6 +267,19 @@ int config_set(struct node_config *c, const char *name, const char *value,
 	}
 	if (strcmp(name, "pending-max") == 0)
 		return set_u32(&c->pending_max, value, 1, 1000000, where, err,
+			       err_bytes);
+	if (strcmp(name, "log-tail-entries") == 0)
+		return set_u32(&c->log_tail_entries, value, 1, 100000000, where,
+			       err, err_bytes);
+	if (strcmp(name, "log-tail-bytes") == 0)
+		return set_u64(&c->log_tail_bytes, value, 1, 1ull << 40, where,
+			       err, err_bytes);
+	if (strcmp(name, "snapshot-rate-bytes") == 0)
+		return set_u64(&c->snapshot_rate_bytes, value, 64u * 1024u,
+			       1ull << 40, where, err, err_bytes);
+	if (strcmp(name, "debug-snapshot-delay-ms") == 0)
+		return set_u32(&c->debug_snapshot_delay_ms, value, 0,
+			       CONFIG_DEBUG_SNAPSHOT_DELAY_MS_MAX, where, err,
 			       err_bytes);
 	return fail(err, err_bytes, "%s: unknown setting '%s' (see keel --help)",
 		    where, name);
@@ -408,9 +440,17 @@ int config_validate(const struct node_config *c, char *err, size_t err_bytes)
 		return fail(err, err_bytes,
 			    "--heartbeat-ticks (%u) must be below --election-ticks (%u)",
 			    c->heartbeat_ticks, c->election_ticks);
-	if (c->join_count > 0)
-		return fail(err, err_bytes,
-			    "--join is not supported yet (membership changes come in a later release); start with --bootstrap");
+	if (c->join_count > 0) {
+		if (c->bootstrap)
+			return fail(err, err_bytes,
+				    "--join and --bootstrap exclude each other: join a running cluster or start a new one");
+		if (c->id != 0 || c->peer_count > 0 || c->cluster_id != 0)
+			return fail(err, err_bytes,
+				    "--join takes no --id, --peers or --cluster-id: the cluster assigns the id");
+		if (c->listen_addr[0] == '\0' || c->client_addr[0] == '\0')
+			return fail(err, err_bytes,
+				    "--join needs --listen HOST:PORT and --client HOST:PORT (what the cluster will know this node by)");
+	}
 	if (c->bootstrap) {
 		if (c->id == 0)
 			return fail(err, err_bytes, "--bootstrap needs --id N");

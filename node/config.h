@@ -11,7 +11,10 @@
  *   1. every address is "A.B.C.D:PORT" with PORT in 1..65535 and fits
  *      KEEL_ADDR_BYTES_MAX;
  *   2. peer ids are nonzero and distinct, at most KEEL_MEMBERS_MAX;
- *   3. heartbeat_ticks < election_ticks.
+ *   3. heartbeat_ticks < election_ticks;
+ *   4. at most one of --bootstrap and --join; --join needs --listen and
+ *      --client and takes no --id, --peers or --cluster-id (the cluster
+ *      assigns the id and tells the cluster id).
  */
 #ifndef KEEL_NODE_CONFIG_H
 #define KEEL_NODE_CONFIG_H
@@ -32,6 +35,8 @@
 #define CONFIG_ELECTION_TICKS_DEFAULT 30u /* 300-600 ms at 10 ms ticks */
 #define CONFIG_HEARTBEAT_TICKS_DEFAULT 5u
 #define CONFIG_PENDING_MAX_DEFAULT 8192u
+#define CONFIG_SNAPSHOT_RATE_BYTES_DEFAULT (32u * 1024u * 1024u)
+#define CONFIG_DEBUG_SNAPSHOT_DELAY_MS_MAX 10000u
 
 struct config_peer {
 	keel_node_id id;
@@ -52,7 +57,7 @@ struct node_config {
 	uint32_t peer_count;
 	struct config_peer peers[KEEL_MEMBERS_MAX];
 	bool bootstrap;
-	uint32_t join_count; /* reserved for the membership issue */
+	uint32_t join_count; /* --join: client addresses of running members */
 	char join[CONFIG_JOIN_MAX][KEEL_ADDR_BYTES_MAX];
 	uint64_t cluster_id; /* 0: derive from the bootstrap membership */
 	char log_level[16];
@@ -61,6 +66,15 @@ struct node_config {
 	uint32_t heartbeat_ticks;
 	uint32_t pending_max; /* client requests waiting for an answer */
 	uint64_t map_bytes;   /* LMDB map size, 0: the store's default */
+	/* Log compaction: the applied tail kept (raft_options log_tail_*). */
+	uint32_t log_tail_entries;
+	uint64_t log_tail_bytes;
+	/* Snapshots sent: bytes per second to all followers together. */
+	uint64_t snapshot_rate_bytes;
+	/* Testing only: the storage thread sleeps this long before staging
+	 * each incoming snapshot chunk, so a test can kill a node in the
+	 * middle of an install. 0 (the default) in any real deployment. */
+	uint32_t debug_snapshot_delay_ms;
 };
 
 void config_defaults(struct node_config *c);

@@ -230,6 +230,10 @@ static int run(struct node_config *cfg)
 	uint64_t cluster_id = meta.cluster_id;
 	keel_node_id id = meta.node_id;
 	if (meta.cluster_id == 0) {
+		if (cfg->join_count > 0) { /* interim: joining lands next */
+			fprintf(stderr, "keel: --join is not available in this build yet\n");
+			goto out_close_store;
+		}
 		if (!cfg->bootstrap) {
 			fprintf(stderr,
 				"keel: %s holds no keel data; start a new cluster with --bootstrap --id N --listen ... --client ... --peers ...\n",

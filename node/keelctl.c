@@ -4,6 +4,8 @@
  *   keelctl [--endpoints H:P,...] [--timeout-ms N] [--attempts N] COMMAND
  *     put K V | get K [--stale] | del K | cas K OLD NEW | cas --absent K NEW
  *     append K V | status
+ *     members list | members add PEER_ADDR CLIENT_ADDR | members remove ID
+ *     members promote ID | transfer-leader ID
  *     bench --clients C --seconds S --op put|get --value-bytes B
  *           [--keys N] [--count N]
  *     workload --clients C --seconds S --keys N --history FILE
@@ -23,6 +25,7 @@
 
 #include "../core/err.h"
 #include "client.h"
+#include "config.h"
 
 #define EXIT_ABSENT 1
 #define EXIT_USAGE 2
@@ -40,6 +43,12 @@ static const char usage[] =
 	"  cas --absent K NEW set K to NEW if it is absent\n"
 	"  append K V         append V to K's value\n"
 	"  status             node status (id, role, term, leader, indexes, members)\n"
+	"  members list                  members as one node sees them: ID ROLE PEER CLIENT\n"
+	"  members add PEER_ADDR CLIENT_ADDR\n"
+	"                                add a learner; prints its assigned id\n"
+	"  members promote ID            make learner ID a voter (once it caught up)\n"
+	"  members remove ID             remove voter or learner ID\n"
+	"  transfer-leader ID            hand leadership to voter ID\n"
 	"  bench --clients C --seconds S --op put|get --value-bytes B [--keys N] [--count N]\n"
 	"  workload --clients C --seconds S --keys N --history FILE\n"
 	"  probe HOST:PORT KIND   (testing: send bad input, expect a close)\n"
@@ -163,6 +172,115 @@ static int simple(struct kc *c, int argc, char **argv)
 	if (rc != 0)
 		return fail_code(rc, c, cmd);
 	int code = definite(&r, cmd);
+	kc_result_free(&r);
+	return code;
+}
+
+/* ---- members ------------------------------------------------------------ */
+
+static int parse_id(const char *s, keel_node_id *id)
+{
+	char *end = NULL;
+	unsigned long long v = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
+	if (v == 0 || *end != '\0') {
+		fprintf(stderr, "keelctl: '%s' is not a node id (a positive integer)\n", s);
+		return EXIT_USAGE;
+	}
+	*id = v;
+	return 0;
+}
+
+static int members_list(struct kc *c)
+{
+	struct kc_result r;
+	int rc = kc_status(c, &r);
+	if (rc != 0)
+		return fail_code(rc, c, "members list");
+	if (r.status != CLIENT_OK || !r.has_node_status)
+		return definite(&r, "members list");
+	const struct client_node_status *s = &r.node_status;
+	static const char *const roles[] = { "?", "follower", "precandidate",
+					     "candidate", "leader" };
+	fprintf(stderr, "keelctl: as seen by node %" PRIu64 " (%s; leader %" PRIu64 ")\n",
+		s->id, s->role <= 4 ? roles[s->role] : "?", s->leader);
+	for (uint32_t i = 0; i < s->membership.member_count; i++) {
+		const struct member *m = &s->membership.members[i];
+		printf("%" PRIu64 " %s %s %s\n", m->id,
+		       m->role == MEMBER_VOTER ? "voter" : "learner", m->peer_addr,
+		       m->client_addr[0] ? m->client_addr : "-");
+	}
+	kc_result_free(&r);
+	return 0;
+}
+
+static int member_change(struct kc *c, struct member_change *ch,
+			 const char *what)
+{
+	struct kc_result r;
+	int rc = kc_member_change(c, ch, &r);
+	if (rc != 0)
+		return fail_code(rc, c, what);
+	int code = definite(&r, what);
+	if (code == 0 && ch->kind == MEMBER_ADD_LEARNER) {
+		printf("%" PRIu64 "\n", r.member_id);
+		fprintf(stderr,
+			"keelctl: node %" PRIu64 " is a learner of cluster %" PRIu64
+			"; start it with: keel --id %" PRIu64 " --cluster-id %" PRIu64
+			" --data DIR --listen %s --client %s\n",
+			r.member_id, r.cluster_id, r.member_id, r.cluster_id,
+			ch->peer_addr, ch->client_addr);
+	}
+	kc_result_free(&r);
+	return code;
+}
+
+static int members(struct kc *c, int argc, char **argv)
+{
+	struct member_change ch;
+	memset(&ch, 0, sizeof ch);
+	const char *sub = argc > 1 ? argv[1] : "";
+	if (strcmp(sub, "list") == 0 && argc == 2)
+		return members_list(c);
+	if (strcmp(sub, "add") == 0 && argc == 4) {
+		for (int i = 2; i < 4; i++) {
+			if (config_addr_check(argv[i]) != 0) {
+				fprintf(stderr, "keelctl: members add: '%s' is not IPv4:PORT\n",
+					argv[i]);
+				return EXIT_USAGE;
+			}
+		}
+		ch.kind = MEMBER_ADD_LEARNER;
+		snprintf(ch.peer_addr, sizeof ch.peer_addr, "%s", argv[2]);
+		snprintf(ch.client_addr, sizeof ch.client_addr, "%s", argv[3]);
+		return member_change(c, &ch, "members add");
+	}
+	if ((strcmp(sub, "remove") == 0 || strcmp(sub, "promote") == 0) &&
+	    argc == 3) {
+		if (parse_id(argv[2], &ch.id) != 0)
+			return EXIT_USAGE;
+		ch.kind = sub[0] == 'r' ? MEMBER_REMOVE : MEMBER_PROMOTE;
+		return member_change(c, &ch, sub[0] == 'r' ? "members remove" :
+							     "members promote");
+	}
+	fprintf(stderr, "keelctl: members: expected list | add PEER_ADDR CLIENT_ADDR | remove ID | promote ID\n%s",
+		usage);
+	return EXIT_USAGE;
+}
+
+static int transfer_leader(struct kc *c, int argc, char **argv)
+{
+	keel_node_id to;
+	if (argc != 2) {
+		fprintf(stderr, "keelctl: transfer-leader: expected one node id\n%s", usage);
+		return EXIT_USAGE;
+	}
+	if (parse_id(argv[1], &to) != 0)
+		return EXIT_USAGE;
+	struct kc_result r;
+	int rc = kc_transfer_leader(c, to, &r);
+	if (rc != 0)
+		return fail_code(rc, c, "transfer-leader");
+	int code = definite(&r, "transfer-leader");
 	kc_result_free(&r);
 	return code;
 }
@@ -394,7 +512,13 @@ int main(int argc, char **argv)
 		return workload_run(&cfg, argc - i - 1, argv + i + 1);
 	struct kc c;
 	kc_init(&c, &cfg);
-	int code = simple(&c, argc - i, argv + i);
+	int code;
+	if (strcmp(argv[i], "members") == 0)
+		code = members(&c, argc - i, argv + i);
+	else if (strcmp(argv[i], "transfer-leader") == 0)
+		code = transfer_leader(&c, argc - i, argv + i);
+	else
+		code = simple(&c, argc - i, argv + i);
 	kc_close(&c);
 	return code;
 }

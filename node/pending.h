@@ -23,6 +23,9 @@ enum pending_kind {
 	PENDING_READ_INDEX = 2, /* waits for raft's read index */
 	PENDING_READ_APPLY = 3, /* has an index; waits for applied >= index */
 	PENDING_READ_DISK = 4,  /* submitted to the storage thread */
+	PENDING_MEMBER = 5,     /* a membership change: waits for its config
+				   entry (read_index) to be applied; client_id
+				   holds the member's id */
 };
 
 struct cconn; /* a client connection (clients.c) */

@@ -118,6 +118,7 @@ void server_batch_flush(struct server *s)
 
 static void fail_leader_work(struct server *s)
 {
+	server_members_fail(s);
 	for (uint32_t i = 0; i < s->pending.cap; i++) {
 		struct pending *p = &s->pending.slots[i];
 		if (p->kind == PENDING_WRITE && p->proposed)
@@ -313,6 +314,7 @@ static void drive(struct server *s)
 	drain_ready(s);
 	if (s->storage_err != 0)
 		return;
+	server_members_follow(s);
 	queue_reads(s);
 	maybe_submit(s);
 	if (s->phase == PHASE_DRAINING && s->pending.used == 0 &&
@@ -374,6 +376,7 @@ static void on_job_done(void *ctx, struct disk_job *j)
 	if (j->committed_count > 0)
 		s->applied_done = j->committed[j->committed_count - 1].index;
 	job_results(s, j);
+	server_members_applied(s);
 	disk_job_reset(j);
 	s->inflight = NULL;
 	if (s->phase == PHASE_CLOSING) {
@@ -568,9 +571,8 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 			  rc == KEEL_EINVAL ? "bad address" : uv_strerror(rc));
 		return rc;
 	}
-	rc = net_set_peers(&s->net, &st.membership);
-	if (rc != 0)
-		return rc;
+	s->peers_config_index = UINT64_MAX; /* set the peers now */
+	server_members_follow(s);
 	rc = clients_listen(s, client_addr);
 	if (rc != 0)
 		return rc;

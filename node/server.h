@@ -56,6 +56,9 @@
 #define SERVER_DRAIN_WAIT_MS 2000u     /* shutdown: in-flight requests */
 #define SERVER_HTTP_CONNS_MAX 16u
 #define SERVER_SWEEP_TICKS 100u /* how often silent clients are looked for */
+/* Membership changes waiting for their config entry to be applied. One is
+ * uncommitted at a time (raft M1); the rest were answered at once. */
+#define SERVER_MEMBER_WAITS_MAX 16u
 
 struct server_counters {
 	uint64_t client_conns;
@@ -138,6 +141,18 @@ struct server {
 	uint64_t *read_wait;
 	uint32_t read_wait_count;
 
+	/* Membership changes waiting for apply: pending tokens. */
+	uint64_t member_wait[SERVER_MEMBER_WAITS_MAX];
+	uint32_t member_wait_count;
+	/* The membership the peer transport was last set to (config_index
+	 * and whether this node is in it), to notice changes. */
+	uint64_t peers_config_index;
+	bool peers_dirty; /* net_update_peers asked to be called again */
+	bool self_member; /* this node is in the active membership */
+	/* This node's role in the active membership (enum member_role, 0 if
+	 * not a member), read by the join thread (join.c): atomic. */
+	uint32_t self_role;
+
 	/* Soft state seen in the last ready. */
 	uint32_t role;
 	uint64_t term;
@@ -187,5 +202,23 @@ int server_render_status(struct server *s, char *buf, size_t cap);
 void server_client_request(struct server *s, struct cconn *c,
 			   const struct client_request *req);
 void server_conn_closed(struct server *s, struct cconn *c);
+struct pending *server_new_pending(struct server *s, struct cconn *c,
+				   uint32_t kind, uint64_t request_id);
+void server_respond_direct(struct server *s, struct cconn *c,
+			   uint64_t request_id, uint32_t status,
+			   const char *message);
+
+/* ---- members.c: membership changes, transfer, peers follow the config ---- */
+void server_member_request(struct server *s, struct cconn *c,
+			   const struct client_request *req);
+void server_transfer_request(struct server *s, struct cconn *c,
+			     const struct client_request *req);
+/* After readies were drained: follow a changed membership (peer
+ * transport, this node's own role). */
+void server_members_follow(struct server *s);
+/* After a job applied entries: answer changes whose entry is applied. */
+void server_members_applied(struct server *s);
+/* Leadership lost: changes not yet applied have an unknown outcome. */
+void server_members_fail(struct server *s);
 
 #endif

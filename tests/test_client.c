@@ -25,6 +25,9 @@ struct fake {
 	/* what the fake saw */
 	uint32_t requests;
 	uint64_t client_id, seq;
+	uint32_t kind;
+	struct member_change change;
+	keel_node_id transfer_to;
 	bool stop;
 };
 
@@ -34,6 +37,12 @@ static void respond(int fd, uint64_t request_id, uint32_t status, const char *hi
 	memset(&r, 0, sizeof r);
 	r.request_id = request_id;
 	r.status = status;
+	if (status == CLIENT_OK && hint == NULL) {
+		/* Every OK carries a member change's answer; the client must
+		 * hand it on (the codec accepts it on any response). */
+		r.member_id = 7;
+		r.cluster_id = 0xabcdef;
+	}
 	if (hint != NULL) {
 		r.leader_id = 9;
 		snprintf(r.leader_addr, sizeof r.leader_addr, "%s", hint);
@@ -70,6 +79,9 @@ static void serve_conn(struct fake *f, int fd)
 			__atomic_add_fetch(&f->requests, 1, __ATOMIC_SEQ_CST);
 			f->client_id = req.cmd.client_id;
 			f->seq = req.cmd.seq;
+			f->kind = req.kind;
+			f->change = req.change;
+			f->transfer_to = req.transfer_to;
 			codec_decoded_free(&d);
 			switch (f->mode) {
 			case FAKE_SILENT:
@@ -184,6 +196,49 @@ TEST(leader_hint_is_followed_with_the_same_session)
 	kc_close(&c);
 	fake_stop(&leader);
 	fake_stop(&follower);
+}
+
+TEST(member_change_and_transfer_reach_the_leader)
+{
+	struct fake leader, follower;
+	fake_start(&leader, FAKE_OK);
+	fake_start(&follower, FAKE_NOT_LEADER);
+	snprintf(follower.hint, sizeof follower.hint, "127.0.0.1:%d", leader.port);
+	struct kc c;
+	client_for(&c, &follower, NULL);
+	struct member_change ch = { .kind = MEMBER_ADD_LEARNER };
+	snprintf(ch.peer_addr, sizeof ch.peer_addr, "127.0.0.1:7004");
+	snprintf(ch.client_addr, sizeof ch.client_addr, "127.0.0.1:7104");
+	struct kc_result r;
+	ASSERT_EQ(kc_member_change(&c, &ch, &r), 0);
+	ASSERT_EQ(r.status, CLIENT_OK);
+	ASSERT_U64_EQ(r.member_id, 7);
+	ASSERT_U64_EQ(r.cluster_id, 0xabcdef);
+	ASSERT_EQ(leader.kind, CLIENT_REQ_MEMBER);
+	ASSERT_EQ(leader.change.kind, MEMBER_ADD_LEARNER);
+	ASSERT_STR_EQ(leader.change.peer_addr, "127.0.0.1:7004");
+	ASSERT_STR_EQ(leader.change.client_addr, "127.0.0.1:7104");
+	ASSERT_EQ(kc_transfer_leader(&c, 3, &r), 0);
+	ASSERT_EQ(leader.kind, CLIENT_REQ_TRANSFER);
+	ASSERT_U64_EQ(leader.transfer_to, 3);
+	kc_close(&c);
+	fake_stop(&leader);
+	fake_stop(&follower);
+}
+
+TEST(unanswered_member_change_is_indeterminate)
+{
+	struct fake silent;
+	fake_start(&silent, FAKE_SILENT);
+	struct kc c;
+	client_for(&c, &silent, NULL);
+	struct member_change ch = { .kind = MEMBER_PROMOTE, .id = 4 };
+	struct kc_result r;
+	ASSERT_EQ(kc_member_change(&c, &ch, &r), KEEL_EINDETERMINATE);
+	ASSERT_EQ(silent.requests, 4);
+	ASSERT_U64_EQ(silent.change.id, 4);
+	kc_close(&c);
+	fake_stop(&silent);
 }
 
 TEST(unanswered_write_is_indeterminate_and_retried_with_its_seq)

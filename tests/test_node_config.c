@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "../core/err.h"
+#include "../core/raft.h"
 #include "../io_real/net.h"
 #include "../node/config.h"
 #include "../node/pending.h"
@@ -96,6 +97,59 @@ TEST(validate_cross_field)
 	ASSERT_TRUE(strstr(err, "--heartbeat-ticks") != NULL);
 	c.heartbeat_ticks = 1;
 	ASSERT_EQ(config_validate(&c, err, sizeof err), 0);
+}
+
+TEST(join_flags_validate)
+{
+	struct node_config c;
+	char err[CONFIG_ERR_BYTES_MAX];
+	char *ok[] = { "keel", "--join", "127.0.0.1:7101,127.0.0.1:7102",
+		       "--data", "d", "--listen", "127.0.0.1:7004", "--client",
+		       "127.0.0.1:7104" };
+	ASSERT_EQ(parse(&c, err, 9, ok), 0);
+	ASSERT_EQ(c.join_count, 2);
+	ASSERT_STR_EQ(c.join[1], "127.0.0.1:7102");
+	ASSERT_EQ(config_validate(&c, err, sizeof err), 0);
+	c.bootstrap = true;
+	ASSERT_EQ(config_validate(&c, err, sizeof err), KEEL_ECONFIG);
+	ASSERT_TRUE(strstr(err, "--bootstrap") != NULL);
+	c.bootstrap = false;
+	c.id = 4;
+	ASSERT_EQ(config_validate(&c, err, sizeof err), KEEL_ECONFIG);
+	ASSERT_TRUE(strstr(err, "assigns the id") != NULL);
+	c.id = 0;
+	c.client_addr[0] = '\0';
+	ASSERT_EQ(config_validate(&c, err, sizeof err), KEEL_ECONFIG);
+	ASSERT_TRUE(strstr(err, "--client") != NULL);
+	char *empty[] = { "keel", "--join", "," };
+	ASSERT_EQ(parse(&c, err, 3, empty), KEEL_ECONFIG);
+	ASSERT_TRUE(strstr(err, "--join") != NULL);
+	char *bad[] = { "keel", "--join", "nohost" };
+	ASSERT_EQ(parse(&c, err, 3, bad), KEEL_ECONFIG);
+}
+
+TEST(compaction_and_snapshot_settings)
+{
+	struct node_config c;
+	char err[CONFIG_ERR_BYTES_MAX];
+	config_defaults(&c);
+	ASSERT_EQ(c.log_tail_entries, RAFT_LOG_TAIL_ENTRIES_DEFAULT);
+	ASSERT_U64_EQ(c.log_tail_bytes, RAFT_LOG_TAIL_BYTES_DEFAULT);
+	ASSERT_EQ(c.debug_snapshot_delay_ms, 0);
+	const char *text = "log-tail-entries = 50\nlog-tail-bytes = 4096\n"
+			   "debug-snapshot-delay-ms = 20\n"
+			   "snapshot-rate-bytes = 1048576\n";
+	ASSERT_EQ(config_parse_text(&c, "t.conf", text, err, sizeof err), 0);
+	ASSERT_EQ(c.log_tail_entries, 50);
+	ASSERT_U64_EQ(c.log_tail_bytes, 4096);
+	ASSERT_EQ(c.debug_snapshot_delay_ms, 20);
+	ASSERT_U64_EQ(c.snapshot_rate_bytes, 1048576);
+	ASSERT_EQ(config_parse_text(&c, "t.conf", "log-tail-entries = 0\n", err,
+				    sizeof err), KEEL_ECONFIG);
+	ASSERT_TRUE(strstr(err, "t.conf line 1") != NULL);
+	ASSERT_EQ(config_parse_text(&c, "t.conf",
+				    "debug-snapshot-delay-ms = 999999\n", err,
+				    sizeof err), KEEL_ECONFIG);
 }
 
 TEST(cluster_id_is_order_independent)

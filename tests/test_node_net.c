@@ -117,6 +117,56 @@ TEST(hello_then_delivery_both_ways)
 	ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* Membership changes: a node starts knowing nobody (a joiner), learns a
+ * peer, connects and delivers; the peer is removed (no more sends, no
+ * reconnection) and a new member in its place gets a fresh slot. */
+TEST(peers_follow_membership_changes)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct net a, b;
+	struct sink sa = { 0 }, sb = { 0 };
+	net_init(&a, &loop, 42, 1, 1, on_msg, &sa);
+	net_init(&b, &loop, 42, 2, 2, on_msg, &sb);
+	ASSERT_EQ(net_listen(&a, "127.0.0.1:0"), 0);
+	ASSERT_EQ(net_listen(&b, "127.0.0.1:0"), 0);
+	struct membership empty;
+	memset(&empty, 0, sizeof empty);
+	ASSERT_EQ(net_set_peers(&a, &empty), 0);
+	struct msg h = heartbeat(1, 2, 3);
+	ASSERT_EQ(net_send(&a, &h), KEEL_ENOTFOUND);
+	struct membership m;
+	membership_of(&m, port_of(&a.listener), port_of(&b.listener));
+	ASSERT_EQ(net_update_peers(&a, &m), 0);
+	ASSERT_EQ(net_update_peers(&a, &m), 0); /* idempotent */
+	ASSERT_EQ(a.peer_count, 1);
+	while (!net_peer_connected(&a, 2))
+		uv_run(&loop, UV_RUN_ONCE);
+	ASSERT_EQ(net_send(&a, &h), 0);
+	ASSERT_TRUE(run_until(&loop, &sb.count, 1));
+	/* Node 2 leaves: a drops it and stops sending. */
+	struct membership one = m;
+	one.member_count = 1;
+	ASSERT_EQ(net_update_peers(&a, &one), 0);
+	ASSERT_FALSE(net_peer_connected(&a, 2));
+	ASSERT_EQ(net_send(&a, &h), KEEL_ENOTFOUND);
+	for (int i = 0; i < 20; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	ASSERT_TRUE(a.peers[0].conn == NULL);
+	ASSERT_FALSE(a.peers[0].timer_closing);
+	/* Node 3 joins at 2's old address: the retired slot is reused. */
+	struct membership three = m;
+	three.members[1].id = 3;
+	ASSERT_EQ(net_update_peers(&a, &three), 0);
+	ASSERT_EQ(a.peer_count, 1);
+	ASSERT_U64_EQ(a.peers[0].id, 3);
+	ASSERT_TRUE(a.peers[0].active);
+	stop_all(&loop, &a, &b);
+	ASSERT_EQ(a.open_handles, 0);
+	ASSERT_EQ(b.open_handles, 0);
+	ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
 TEST(peer_of_another_cluster_is_refused)
 {
 	uv_loop_t loop;
