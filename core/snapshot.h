@@ -45,7 +45,8 @@ int snap_item_encode(const struct store_item *it, uint8_t *out, size_t cap);
 
 /* Decode every item of a chunk, calling fn for each (items point into p).
  * Validates the whole chunk first: on KEEL_EMALFORMED fn was never called.
- * A nonzero return of fn stops the walk and is returned. */
+ * A nonzero return of fn stops the walk and is returned. fn NULL: only
+ * validate. */
 int snap_chunk_decode(const uint8_t *p, uint32_t n,
 		      int (*fn)(void *arg, const struct store_item *it),
 		      void *arg);

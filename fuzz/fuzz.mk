@@ -14,7 +14,7 @@
 # fuzz/corpus/<target>/ file through bin/fuzz_replay_<target> (the harness
 # linked with fuzz/replay.c and the normal compiler and flags).
 
-FUZZ_TARGETS := frame msg hello request response batch membership record raft history apply resp config
+FUZZ_TARGETS := frame msg hello request response batch membership record raft history apply resp config snapchunk
 FUZZ_COMMON := fuzz_eq fuzz_roundtrip
 
 # ---- replay in make test ----------------------------------------------------
@@ -113,6 +113,7 @@ fuzz-afl: $(FUZZ_DIR)/afl/bin/fuzz_$(TARGET)
 # The code each target is meant to cover.
 FUZZ_COV_FILES = $(or $(FUZZ_COV_$(TARGET)),$(wildcard core/codec*.c))
 FUZZ_COV_record = core/record.c
+FUZZ_COV_snapchunk = core/snapshot.c
 FUZZ_COV_raft = $(wildcard core/raft*.c)
 FUZZ_COV_history = $(wildcard sim/check*.c)
 FUZZ_COV_resp = node/resp.c

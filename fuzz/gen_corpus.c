@@ -14,6 +14,7 @@
 
 #include "../core/err.h"
 #include "../core/record.h"
+#include "../core/snapshot.h"
 #include "../tests/codec_samples.h"
 
 #define GEN_BYTES_MAX (64u * 1024u)
@@ -195,6 +196,29 @@ static void gen_records(void)
 	put_record("snap", r, record_snap_encode(1000, 6, &m, r, sizeof(r)));
 }
 
+/* Snapshot chunks for fuzz_snapchunk.c (core/snapshot.h). */
+static void gen_snapchunks(void)
+{
+	static uint8_t c[SNAP_ITEM_BYTES_MAX + 64];
+	static uint8_t key[700];
+	memset(key, 'k', sizeof(key));
+	struct store_item kv = {.kind = STORE_ITEM_KV, .key = sample_key,
+				.key_bytes = sizeof(sample_key) - 1,
+				.val = sample_value,
+				.val_bytes = sizeof(sample_value) - 1};
+	struct store_item se = {.kind = STORE_ITEM_SESSION,
+				.session = {77, 5, 30, KV_CAS_FAILED}};
+	int n = snap_item_encode(&kv, c, sizeof(c));
+	n += snap_item_encode(&se, c + n, sizeof(c) - (size_t)n);
+	put("snapchunk", "kv-session", c, (size_t)n);
+	kv.key = key;
+	kv.key_bytes = sizeof(key);
+	kv.val_bytes = 0;
+	n = snap_item_encode(&kv, c, sizeof(c));
+	put("snapchunk", "long-key-empty-value", c, (size_t)n);
+	put("snapchunk", "empty", c, 0);
+}
+
 /* Event scripts for fuzz_raft.c: [cluster byte] then (op, arg) pairs. */
 #define RAFT_SCRIPT_MAX 2048u
 
@@ -360,6 +384,7 @@ int main(int argc, char **argv)
 	gen_entries();
 	gen_stream();
 	gen_records();
+	gen_snapchunks();
 	gen_raft();
 	gen_apply();
 	return failures ? 1 : 0;
