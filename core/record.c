@@ -322,7 +322,7 @@ size_t record_snap_bytes(const struct membership *m)
 	for (uint32_t i = 0; i < m->member_count; i++)
 		n += 8u + 4u + 2u + addr_len(m->members[i].peer_addr) +
 		     addr_len(m->members[i].client_addr);
-	return n;
+	return n + (m->next_id != 0 ? 8u : 0u);
 }
 
 static uint8_t *put_addr(uint8_t *q, const char *a)
@@ -352,6 +352,10 @@ size_t record_snap_encode(uint64_t index, uint64_t term,
 		q = put_addr(q + 12, m->members[i].peer_addr);
 		q = put_addr(q, m->members[i].client_addr);
 	}
+	if (m->next_id != 0) {
+		record_put_u64(q, m->next_id);
+		q += 8;
+	}
 	KEEL_ASSERT((size_t)(q - out) == RECORD_HEADER_BYTES + pb);
 	size_t n = seal(out, pb);
 	KEEL_ASSERT(n == bytes);
@@ -360,6 +364,7 @@ size_t record_snap_encode(uint64_t index, uint64_t term,
 	KEEL_ASSERT(record_snap_decode(out, n, &ci, &ct, &cm) == 0); /* R1 */
 	KEEL_ASSERT(ci == index);
 	KEEL_ASSERT(cm.member_count == m->member_count);
+	KEEL_ASSERT(cm.next_id == m->next_id);
 	return n;
 }
 
@@ -408,6 +413,12 @@ int record_snap_decode(const uint8_t *p, size_t n, uint64_t *index,
 		c = get_addr(c, end, d.members[i].client_addr);
 		if (c == NULL)
 			return KEEL_ECORRUPT;
+	}
+	if (end - c == 8) {
+		d.next_id = record_get_u64(c);
+		if (d.next_id == 0) /* written only when nonzero */
+			return KEEL_ECORRUPT;
+		c += 8;
 	}
 	if (c != end || record_membership_validate(&d) != 0)
 		return KEEL_ECORRUPT;

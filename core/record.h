@@ -17,7 +17,10 @@
  *   IDS      cluster_id u64, node_id u64
  *   HARD     term u64, vote u64, commit u64
  *   SNAP     index u64, term u64, member_count u32, then per member:
- *            id u64, role u32, peer_len u8, peer, client_len u8, client
+ *            id u64, role u32, peer_len u8, peer, client_len u8, client;
+ *            then next_id u64 when the membership's next_id is nonzero
+ *            (absent in records written before it existed; never 0, so
+ *            each value has one encoding)
  *   APPLIED  index u64
  *   SESSION  client_id u64, seq u64, last_index u64, status u32
  *   FORMAT   magic u64 (RECORD_STORE_MAGIC), store version u32
@@ -66,7 +69,7 @@ enum record_kind {
 #define RECORD_FORMAT_BYTES (RECORD_OVERHEAD + 12u)
 #define RECORD_MEMBER_BYTES_MAX (8u + 4u + 2u * KEEL_ADDR_BYTES_MAX)
 #define RECORD_SNAP_BYTES_MAX \
-	(RECORD_OVERHEAD + 20u + KEEL_MEMBERS_MAX * RECORD_MEMBER_BYTES_MAX)
+	(RECORD_OVERHEAD + 20u + KEEL_MEMBERS_MAX * RECORD_MEMBER_BYTES_MAX + 8u)
 #define RECORD_ENTRY_BYTES_MAX \
 	(RECORD_OVERHEAD + RECORD_ENTRY_FIXED_BYTES + KEEL_ENTRY_BYTES_MAX)
 
