@@ -201,14 +201,28 @@ static void on_retry_timer(uv_timer_t *t)
 	peer_connect(p);
 }
 
+/* The acceptor answers on our connection only while it does not know our
+ * address yet (a node that just joined: see net_send_frame). */
 static int out_frame(struct fconn *c, uint32_t type, const uint8_t *p,
 		     uint32_t len)
 {
-	(void)c;
-	(void)type;
-	(void)p;
-	(void)len;
-	return 0; /* the acceptor sends nothing we need */
+	struct net_peer *peer = c->owner;
+	struct net *n = peer->net;
+	if (type != FRAME_PEER)
+		return KEEL_EBADTYPE;
+	struct msg m;
+	struct codec_decoded d;
+	int rc = codec_msg_decode(p, len, &(struct keel_alloc){ 0 }, &m, &d);
+	if (rc != 0)
+		return rc;
+	if (m.from != peer->id || m.to != n->self) {
+		codec_decoded_free(&d);
+		return KEEL_ERANGE;
+	}
+	n->ctr.msgs_received++;
+	n->on_msg(n->ctx, &m);
+	codec_decoded_free(&d);
+	return 0;
 }
 
 static void out_close(struct fconn *c, int reason)
@@ -429,12 +443,35 @@ struct fconn_wbuf *net_encode(const struct msg *m)
 	return wb;
 }
 
+/* An inbound connection from node id that finished its hello, or NULL. */
+static struct fconn *inbound_from(const struct net *n, keel_node_id id)
+{
+	for (struct fconn *c = n->inbound; c != NULL; c = c->next)
+		if (c->tag == id && !c->closing)
+			return c;
+	return NULL;
+}
+
 int net_send_frame(struct net *n, keel_node_id to, struct fconn_wbuf *wb)
 {
 	struct net_peer *p = peer_find(n, to);
 	if (p == NULL) {
-		free(wb);
-		return KEEL_ENOTFOUND;
+		/* Not in our membership (we joined and have not received it
+		 * yet): answer on the connection the sender opened to us. */
+		struct fconn *c = inbound_from(n, to);
+		if (c == NULL) {
+			free(wb);
+			return KEEL_ENOTFOUND;
+		}
+		size_t bytes = wb->bytes;
+		int rc = fconn_write(c, wb); /* bounded like a peer's queue */
+		if (rc != 0) {
+			n->ctr.dropped_queue_full++;
+			return rc;
+		}
+		n->ctr.msgs_sent++;
+		n->ctr.bytes_sent += bytes;
+		return 0;
 	}
 	if (!p->connected) {
 		n->ctr.dropped_disconnected++;
@@ -455,9 +492,9 @@ int net_send_frame(struct net *n, keel_node_id to, struct fconn_wbuf *wb)
 int net_send(struct net *n, const struct msg *m)
 {
 	struct net_peer *p = peer_find(n, m->to);
-	if (p == NULL)
+	if (p == NULL && inbound_from(n, m->to) == NULL)
 		return KEEL_ENOTFOUND;
-	if (!p->connected) {
+	if (p != NULL && !p->connected) {
 		n->ctr.dropped_disconnected++;
 		return KEEL_ENOLEADER;
 	}

@@ -9,6 +9,10 @@
  * connections reconnect with capped exponential backoff and jitter. Each
  * peer's send queue is bounded in bytes; a message that does not fit, or
  * whose peer is not connected, is dropped and counted (Raft retransmits).
+ * A message to a node that is not (yet) a peer, e.g. from a node that just
+ * joined and has not received the membership, goes back on the inbound
+ * connection that node opened, if any; the outbound side accepts such
+ * answers (checked like inbound messages).
  *
  * Invariants:
  *   1. at most one outbound connection per peer, at most NET_INBOUND_MAX

@@ -18,7 +18,9 @@
 #include "../core/err.h"
 #include "../io_real/lmdb_store.h"
 #include "../io_real/log.h"
+#include "../core/assert.h"
 #include "config.h"
+#include "join.h"
 #include "server.h"
 
 #define KEEL_VERSION "0.1.0"
@@ -206,6 +208,75 @@ static int write_ids(struct store *st, uint64_t cluster_id, keel_node_id id)
 	return rc;
 }
 
+/* Whatever a snapshot install left staged before a crash is garbage
+ * (core/store.h): clear it once at start. */
+static int clear_staging(struct store *st)
+{
+	int rc = st->ops->write_begin(st->impl);
+	if (rc != 0)
+		return rc;
+	rc = st->ops->stage_clear(st->impl);
+	if (rc != 0) {
+		st->ops->write_abort(st->impl);
+		return rc;
+	}
+	rc = st->ops->write_commit(st->impl);
+	return rc == 0 ? st->ops->sync(st->impl) : rc;
+}
+
+/* An empty DIR with --id and --cluster-id (no --bootstrap, no --join): a
+ * node added with `keelctl members add`, started with the id it printed. */
+static bool manual_add(const struct node_config *cfg)
+{
+	return !cfg->bootstrap && cfg->join_count == 0 && cfg->id != 0 &&
+	       cfg->cluster_id != 0;
+}
+
+/* A new node on an empty DIR: learn (--join) or take (members add) its id
+ * and cluster id, and store them before serving. Returns 0 or an error
+ * (printed). */
+static int join_or_add(const struct node_config *cfg, struct store *st,
+		       uint64_t *cluster_id, keel_node_id *id)
+{
+	char err[CONFIG_ERR_BYTES_MAX];
+	if (cfg->listen_addr[0] == '\0' || cfg->client_addr[0] == '\0') {
+		fprintf(stderr, "keel: a new member needs --listen and --client\n");
+		return KEEL_ECONFIG;
+	}
+	if (cfg->join_count == 0) {
+		*id = cfg->id;
+		*cluster_id = cfg->cluster_id;
+		LOG_INFO("starting as node %llu of cluster %llu (added with keelctl members add); waiting for the leader",
+			 (unsigned long long)*id, (unsigned long long)*cluster_id);
+	} else {
+		LOG_INFO("joining through %s as %s (clients %s)", cfg->join[0],
+			 cfg->listen_addr, cfg->client_addr);
+		int rc = join_ask(cfg, id, cluster_id, err, sizeof err);
+		if (rc != 0) {
+			fprintf(stderr, "keel: cannot join: %s\n", err);
+			return rc;
+		}
+		LOG_INFO("joined cluster %llu as node %llu (learner)",
+			 (unsigned long long)*cluster_id, (unsigned long long)*id);
+		struct join_record jr;
+		memset(&jr, 0, sizeof jr);
+		snprintf(jr.listen_addr, sizeof jr.listen_addr, "%s", cfg->listen_addr);
+		snprintf(jr.client_addr, sizeof jr.client_addr, "%s", cfg->client_addr);
+		jr.join_count = cfg->join_count;
+		memcpy(jr.join, cfg->join, sizeof jr.join);
+		rc = join_record_write(cfg->data_dir, &jr, err, sizeof err);
+		if (rc != 0) {
+			fprintf(stderr, "keel: %s\n", err);
+			return rc;
+		}
+	}
+	int rc = write_ids(st, *cluster_id, *id);
+	if (rc != 0)
+		fprintf(stderr, "keel: cannot write %s: %s\n", cfg->data_dir,
+			keel_err_msg(rc));
+	return rc;
+}
+
 static int run(struct node_config *cfg)
 {
 	char err[4 * CONFIG_PATH_BYTES_MAX];
@@ -229,11 +300,15 @@ static int run(struct node_config *cfg)
 	struct membership boot;
 	uint64_t cluster_id = meta.cluster_id;
 	keel_node_id id = meta.node_id;
-	if (meta.cluster_id == 0) {
-		if (cfg->join_count > 0) { /* interim: joining lands next */
-			fprintf(stderr, "keel: --join is not available in this build yet\n");
+	bool pristine_member = false; /* joined or added: waits to be contacted */
+	if (meta.cluster_id == 0 && (cfg->join_count > 0 || manual_add(cfg))) {
+		rc = join_or_add(cfg, &st, &cluster_id, &id);
+		if (rc != 0) {
+			code = rc == KEEL_ECONFIG ? 2 : 1;
 			goto out_close_store;
 		}
+		pristine_member = true;
+	} else if (meta.cluster_id == 0) {
 		if (!cfg->bootstrap) {
 			fprintf(stderr,
 				"keel: %s holds no keel data; start a new cluster with --bootstrap --id N --listen ... --client ... --peers ...\n",
@@ -260,6 +335,10 @@ static int run(struct node_config *cfg)
 			goto out_close_store;
 		}
 	} else {
+		if (cfg->join_count > 0)
+			LOG_INFO("%s already holds node %llu of cluster %llu; --join ignored",
+				 cfg->data_dir, (unsigned long long)meta.node_id,
+				 (unsigned long long)meta.cluster_id);
 		if (cfg->id != 0 && cfg->id != meta.node_id) {
 			fprintf(stderr,
 				"keel: --id %llu contradicts %s, which belongs to node %llu\n",
@@ -295,6 +374,8 @@ static int run(struct node_config *cfg)
 				     (uint64_t)getpid() ^ id);
 	o.election_ticks = cfg->election_ticks;
 	o.heartbeat_ticks = cfg->heartbeat_ticks;
+	o.log_tail_entries = cfg->log_tail_entries;
+	o.log_tail_bytes = cfg->log_tail_bytes;
 	struct raft_restore restore = {
 		.hard_state = meta.hard_state,
 		.snapshot_index = meta.snapshot_index,
@@ -314,7 +395,20 @@ static int run(struct node_config *cfg)
 			cfg->data_dir, keel_err_msg(rc));
 		goto out_close_store;
 	}
-	if (last < first && meta.snapshot_index == 0) {
+	struct join_record jr;
+	memset(&jr, 0, sizeof jr);
+	int jrc = join_record_read(cfg->data_dir, &jr, err, sizeof err);
+	if (jrc != 0 && jrc != KEEL_ENOTFOUND) {
+		fprintf(stderr, "keel: %s\n", err);
+		goto out_close_raft;
+	}
+	bool joined = jrc == 0;
+	if (last < first && meta.snapshot_index == 0 &&
+	    (pristine_member || joined || (cfg->id != 0 && !cfg->bootstrap))) {
+		/* Joined or added, and nothing received yet: the leader will
+		 * send the log or a snapshot. */
+		pristine_member = true;
+	} else if (last < first && meta.snapshot_index == 0) {
 		/* A new cluster (or a bootstrap interrupted before its first
 		 * entry was stored). */
 		if (!cfg->bootstrap) {
@@ -333,21 +427,41 @@ static int run(struct node_config *cfg)
 	}
 	struct raft_status rs;
 	raft_status(r, &rs);
-	if (meta.cluster_id != 0 &&
-	    check_restart_flags(cfg, &rs.membership, id, err, sizeof err) != 0) {
-		fprintf(stderr, "keel: %s\n", err);
-		goto out_close_raft;
-	}
-	const struct member *self = find_member(&rs.membership, id);
-	if (self == NULL) {
-		fprintf(stderr, "keel: node %llu is not in the membership\n",
-			(unsigned long long)id);
-		goto out_close_raft;
-	}
 	char listen_addr[KEEL_ADDR_BYTES_MAX], client_addr[KEEL_ADDR_BYTES_MAX];
-	snprintf(listen_addr, sizeof listen_addr, "%s", self->peer_addr);
-	snprintf(client_addr, sizeof client_addr, "%s",
-		 self->client_addr[0] ? self->client_addr : cfg->client_addr);
+	if (rs.membership.member_count == 0) {
+		/* Nothing received yet: the addresses this node joined with. */
+		if (!pristine_member) {
+			fprintf(stderr, "keel: %s holds no membership\n", cfg->data_dir);
+			goto out_close_raft;
+		}
+		snprintf(listen_addr, sizeof listen_addr, "%s",
+			 joined ? jr.listen_addr : cfg->listen_addr);
+		snprintf(client_addr, sizeof client_addr, "%s",
+			 joined ? jr.client_addr : cfg->client_addr);
+		if (listen_addr[0] == '\0' || client_addr[0] == '\0') {
+			fprintf(stderr,
+				"keel: node %llu has not received the membership yet: pass --listen and --client\n",
+				(unsigned long long)id);
+			goto out_close_raft;
+		}
+	} else {
+		if (check_restart_flags(cfg, &rs.membership, id, err, sizeof err) != 0) {
+			fprintf(stderr, "keel: %s\n", err);
+			goto out_close_raft;
+		}
+		const struct member *self = find_member(&rs.membership, id);
+		KEEL_ASSERT(self != NULL); /* check_restart_flags */
+		snprintf(listen_addr, sizeof listen_addr, "%s", self->peer_addr);
+		snprintf(client_addr, sizeof client_addr, "%s",
+			 self->client_addr[0] ? self->client_addr : cfg->client_addr);
+	}
+	rc = clear_staging(&st);
+	if (rc != 0) {
+		code = 1;
+		fprintf(stderr, "keel: cannot clear the snapshot staging area in %s: %s\n",
+			cfg->data_dir, keel_err_msg(rc));
+		goto out_close_raft;
+	}
 	if (client_addr[0] == '\0') {
 		fprintf(stderr, "keel: no client address: pass --client HOST:PORT\n");
 		goto out_close_raft;
@@ -371,7 +485,14 @@ static int run(struct node_config *cfg)
 		code = 1;
 		server_abort(s);
 	}
+	struct join_promoter jp;
+	memset(&jp, 0, sizeof jp);
+	if (rc == 0 && joined &&
+	    join_promoter_start(&jp, id, &jr, &s->self_role) != 0)
+		LOG_WARN("cannot start the promotion thread; promote this node with keelctl members promote %llu",
+			 (unsigned long long)id);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	join_promoter_stop(&jp);
 	code = rc != 0 ? 1 : s->exit_code;
 	server_free(s);
 	free(s);

@@ -102,15 +102,7 @@ void server_member_request(struct server *s, struct cconn *c,
 		return;
 	uint64_t index = 0;
 	keel_node_id id = KEEL_NODE_NONE;
-#ifdef KEEL_HAVE_RAFT_CHANGE
 	int rc = raft_change(s->raft, &req->change, &index, &id);
-#else
-	/* Interim: core/raft.c does not implement raft_change yet. */
-	server_respond(s, p, CLIENT_BAD_REQUEST, NULL, 0,
-		       "membership changes are not available in this build yet");
-	return;
-	int rc = 0;
-#endif
 	if (rc != 0) {
 		char why[128];
 		uint32_t st = change_error_status(rc, why, sizeof why);
