@@ -4,6 +4,8 @@
 #   cl_setup            work dir, free ports, cleanup trap (KEEL_BIN: binaries)
 #   cl_boot N           start N bootstrapping nodes (retries on a port clash)
 #   cl_start I          (re)start node I from its data directory
+#   cl_join I ADDRS     start node I on an empty directory with --join ADDRS
+#   cl_restart I        restart node I with --data only (all from DIR)
 #   cl_signal I SIG     send SIG to node I
 #   cl_leader           print the leader's id (empty if none agreed)
 #   cl_wait_leader S    wait up to S seconds for a leader; print its id
@@ -77,6 +79,24 @@ cl_start() {
 		--peers "$CL_PEERS" --bootstrap --http "$(cl_http_addr "$i")" \
 		--redis "$(cl_redis_addr "$i")" ${CL_FLAGS:-} \
 		>>"$CL_DIR/log.$i" 2>&1 &
+	echo $! >"$CL_DIR/pid.$i"
+}
+
+cl_join() {
+	i=$1
+	# shellcheck disable=SC2086
+	"$KEEL_BIN/keel" --join "$2" --data "$CL_DIR/n$i" \
+		--listen "$(cl_peer_addr "$i")" --client "$(cl_client_addr "$i")" \
+		--http "$(cl_http_addr "$i")" ${CL_FLAGS:-} \
+		>>"$CL_DIR/log.$i" 2>&1 &
+	echo $! >"$CL_DIR/pid.$i"
+}
+
+cl_restart() {
+	i=$1
+	# shellcheck disable=SC2086
+	"$KEEL_BIN/keel" --data "$CL_DIR/n$i" --http "$(cl_http_addr "$i")" \
+		${CL_FLAGS:-} >>"$CL_DIR/log.$i" 2>&1 &
 	echo $! >"$CL_DIR/pid.$i"
 }
 

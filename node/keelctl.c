@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "../core/err.h"
+#include "../core/raft.h"
 #include "client.h"
 #include "config.h"
 
@@ -43,7 +44,7 @@ static const char usage[] =
 	"  cas --absent K NEW set K to NEW if it is absent\n"
 	"  append K V         append V to K's value\n"
 	"  status             node status (id, role, term, leader, indexes, members)\n"
-	"  members list                  members as one node sees them: ID ROLE PEER CLIENT\n"
+	"  members list                  members (the leader's view if reachable): ID ROLE PEER CLIENT\n"
 	"  members add PEER_ADDR CLIENT_ADDR\n"
 	"                                add a learner; prints its assigned id\n"
 	"  members promote ID            make learner ID a voter (once it caught up)\n"
@@ -190,10 +191,42 @@ static int parse_id(const char *s, keel_node_id *id)
 	return 0;
 }
 
+/* The leader's view when it can be had: a follower (or a removed node)
+ * may be behind; ask the leader it names, once. */
+static int leader_status(struct kc *c, struct kc_result *r)
+{
+	int rc = kc_status(c, r);
+	if (rc != 0 || r->status != CLIENT_OK || !r->has_node_status)
+		return rc;
+	const struct client_node_status *s = &r->node_status;
+	if (s->role == RAFT_LEADER || s->leader == KEEL_NODE_NONE)
+		return 0;
+	for (uint32_t i = 0; i < s->membership.member_count; i++) {
+		const struct member *m = &s->membership.members[i];
+		if (m->id != s->leader || m->client_addr[0] == '\0')
+			continue;
+		struct kc_config cfg = c->cfg;
+		cfg.endpoint_count = 1;
+		snprintf(cfg.endpoints[0], KEEL_ADDR_BYTES_MAX, "%s", m->client_addr);
+		cfg.attempts_max = 2;
+		struct kc lc;
+		struct kc_result lr;
+		if (kc_init(&lc, &cfg) == 0 && kc_status(&lc, &lr) == 0 &&
+		    lr.status == CLIENT_OK && lr.has_node_status &&
+		    lr.node_status.role == RAFT_LEADER) {
+			kc_result_free(r);
+			*r = lr;
+		}
+		kc_close(&lc);
+		break;
+	}
+	return 0;
+}
+
 static int members_list(struct kc *c)
 {
 	struct kc_result r;
-	int rc = kc_status(c, &r);
+	int rc = leader_status(c, &r);
 	if (rc != 0)
 		return fail_code(rc, c, "members list");
 	if (r.status != CLIENT_OK || !r.has_node_status)

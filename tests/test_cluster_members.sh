@@ -1,0 +1,112 @@
+#!/bin/sh
+# test_cluster_members.sh: membership changes with real processes. One node
+# starts a cluster and takes writes; two nodes join at once (--join on empty
+# directories) and must get distinct ids from committed entries, catch up
+# and be promoted to voters by themselves; keelctl transfers leadership,
+# removes a member, refuses bad changes with clear exit codes; a joined
+# node restarts from its directory alone. A concurrent client history
+# (native format) runs throughout and must be linearizable (keelcheck).
+. node/cluster_lib.sh
+cl_setup
+WL_SECONDS=${KEEL_MEMBERS_SECONDS:-14}
+
+all_endpoints() {
+	echo "$(cl_client_addr 1),$(cl_client_addr 2),$(cl_client_addr 3),$(cl_client_addr 4)"
+}
+ctl() {
+	"$KEEL_BIN/keelctl" --endpoints "$(all_endpoints)" --timeout-ms 500 --attempts 20 "$@"
+}
+voters() { ctl members list 2>/dev/null | awk '$2 == "voter" { print $1 }' | sort -n | tr '\n' ' '; }
+members() { ctl members list 2>/dev/null | awk '{ print $1 }' | sort -n | tr '\n' ' '; }
+wait_voters() {
+	end=$(($(date +%s) + $2))
+	while [ "$(date +%s)" -le "$end" ]; do
+		[ "$(voters)" = "$1" ] && return 0
+		sleep 0.2
+	done
+	echo "voters: $(voters), wanted $1"
+	return 1
+}
+# A stale get on node I converges to V.
+converges() {
+	end=$(($(date +%s) + $4))
+	while [ "$(date +%s)" -le "$end" ]; do
+		v=$(cl_ctl_one "$1" get "$2" --stale 2>/dev/null)
+		[ "$v" = "$3" ] && return 0
+		sleep 0.2
+	done
+	echo "node $1: $2 = '$v', wanted '$3'"
+	return 1
+}
+
+cl_boot 1 || { CL_FAIL=1; cl_finish; exit 1; }
+check "a one-node cluster elects itself" test "$(cl_wait_leader 10)" = 1
+check "it takes writes" ctl put before-join 1
+
+"$KEEL_BIN/keelctl" --endpoints "$(all_endpoints)" --timeout-ms 300 --attempts 8 \
+	workload --clients 3 --seconds "$WL_SECONDS" --keys 4 \
+	--history "$CL_DIR/history.txt" >"$CL_DIR/workload.out" 2>&1 &
+wl=$!
+"$KEEL_BIN/keelctl" --endpoints "$(all_endpoints)" bench --clients 4 --count 400 \
+	--op put --value-bytes 100 --keys 400 >"$CL_DIR/load.out" 2>&1
+check "400 keys loaded" grep -q "^ops 400 failed 0 unknown 0" "$CL_DIR/load.out"
+
+# Two nodes join at once.
+cl_join 2 "$(cl_client_addr 1)"
+cl_join 3 "$(cl_client_addr 1)"
+CL_N=3
+check "both joiners are promoted to voters by themselves" wait_voters "1 2 3 " 30
+# Process I's id, as the committed entry assigned it (never guessed).
+id_of() { sed -n 's/.*joined cluster [0-9]* as node \([0-9]*\) .*/\1/p' "$CL_DIR/log.$1" | head -n 1; }
+A=$(id_of 2)
+B=$(id_of 3)
+check "the joiners got distinct ids from committed entries" \
+	sh -c "[ -n '$A' ] && [ -n '$B' ] && [ '$A' != '$B' ] && [ \$(($A + $B)) -eq 5 ]"
+check "process 2 has the data written before it joined" converges 2 before-join 1 10
+check "process 3 has the last loaded key" converges 3 k00000399 "$(printf 'v%.0s' $(seq 100))" 10
+
+# keelctl refuses bad changes clearly.
+ctl members remove 99 >"$CL_DIR/bad.out" 2>&1
+check "removing an unknown member exits 3" test $? -eq 3
+check "and says why" grep -q "no such member" "$CL_DIR/bad.out"
+ctl members add nohost 127.0.0.1:1 >/dev/null 2>&1
+check "a malformed address is a usage error (exit 2)" test $? -eq 2
+ctl members promote 2 >"$CL_DIR/bad.out" 2>&1
+check "promoting a voter exits 3" test $? -eq 3
+ctl transfer-leader 0 >/dev/null 2>&1
+check "transfer-leader 0 is a usage error" test $? -eq 2
+
+# A joined node restarts from its directory alone.
+cl_signal 2 TERM
+wait "$(cl_pid 2)" 2>/dev/null
+check "writes go on while node $A restarts" ctl put during-restart 1
+cl_restart 2
+check "node $A restarted with --data only catches up" converges 2 during-restart 1 15
+
+# Leadership moves on request.
+check "transfer-leader $A is accepted" ctl transfer-leader "$A"
+leader_is() {
+	end=$(($(date +%s) + 10))
+	while [ "$(date +%s)" -le "$end" ]; do
+		[ "$(cl_leader)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "node $A becomes the leader" leader_is "$A"
+
+# Remove process 3's node; the rest keep working.
+check "node $B is removed" ctl members remove "$B"
+check "the membership is 1 and $A" test "$(members)" = "1 $A "
+check "the cluster takes writes without node $B" ctl put after-remove 1
+check "the removed node's process keeps running as a non-member" cl_alive 3
+
+wait "$wl"
+check "the workload finished" test $? -eq 0
+cat "$CL_DIR/workload.out"
+check "the history has operations" test "$(wc -l <"$CL_DIR/history.txt")" -gt 50
+"$KEEL_BIN/keelcheck" --model keel "$CL_DIR/history.txt" >"$CL_DIR/check.out" 2>&1
+rc=$?
+cat "$CL_DIR/check.out"
+check "keelcheck: the history is linearizable" test "$rc" -eq 0
+cl_finish
