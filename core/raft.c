@@ -414,6 +414,7 @@ void raft_check_invariants(const struct raft *r)
 		KEEL_ASSERT(raft_log_get(&r->log, r->config_index)->type ==
 			    ENTRY_CONFIG);
 	}
+	raft_snapshot_check(r);
 	if (r->role == RAFT_LEADER) {
 		check_progress(r);
 		check_one_uncommitted_config(r);

@@ -290,7 +290,8 @@ keel_node_id membership_next_id(const struct membership *m);
 /* The index the driver should compact through, given that the state
  * machine durably holds everything through durable_applied; 0 when the
  * policy (options.log_tail_*) says not yet. Never above durable_applied,
- * the stable index or the applied index. */
+ * the stable index or the applied index, nor (leader) above the last_index
+ * of a snapshot being streamed to a follower. */
 uint64_t raft_compact_index(const struct raft *r, uint64_t durable_applied);
 
 /* Term and membership as of index (snapshot_index <= index <= last): what

@@ -114,6 +114,10 @@ void raft_recv_append(struct raft *r, const struct msg *m)
 	KEEL_ASSERT(r->role == RAFT_FOLLOWER);
 	const struct msg_append *a = &m->u.append;
 	KEEL_ASSERT(raft_append_valid(m)); /* A1: raft_step checked */
+	if (r->install.done) {
+		raft_snapshot_refuse_append(r, m); /* N5 */
+		return;
+	}
 	if (a->prev_index < r->commit) {
 		/* Everything through commit matches every leader's log. */
 		reply(r, m, true, r->commit);
@@ -203,6 +207,8 @@ void raft_recv_append_resp(struct raft *r, const struct msg *m)
 	const struct msg_append_resp *resp = &m->u.append_resp;
 	if (resp->ctx > p->acked_round && resp->ctx <= r->hb_round)
 		p->acked_round = resp->ctx;
+	if (p->state == PROGRESS_SNAPSHOT)
+		return; /* N1: the stream decides (heartbeat answers count above) */
 	if (resp->success)
 		on_success(r, p, resp);
 	else

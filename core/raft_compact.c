@@ -32,6 +32,7 @@ uint64_t raft_compact_index(const struct raft *r, uint64_t durable_applied)
 	const struct raft_log *l = &r->log;
 	uint64_t bound = min_u64(durable_applied,
 				 min_u64(l->stable_index, r->applied)); /* K1 */
+	bound = min_u64(bound, raft_snapshot_streams_floor(r)); /* N6 */
 	if (bound <= l->snapshot_index)
 		return 0;
 	uint64_t tail_entries = r->opt.log_tail_entries;

@@ -62,6 +62,8 @@ void raft_become_follower(struct raft *r, uint64_t term, keel_node_id leader)
 	if (term > r->term) {
 		r->term = term;
 		r->vote = KEEL_NODE_NONE;
+		if (!r->install.done)
+			raft_install_reset(r); /* a partial stream of an old leader */
 	}
 	r->role = RAFT_FOLLOWER;
 	r->leader = leader;
@@ -161,6 +163,8 @@ void raft_tick_election(struct raft *r)
 		r->election_elapsed++;
 	if (!raft_self_voter(r)) /* learners and pristine nodes never campaign */
 		return;
+	if (r->install.done)
+		return; /* N5: an install is under way */
 	if (r->election_elapsed >= r->election_timeout)
 		raft_campaign(r, r->opt.prevote, false);
 }

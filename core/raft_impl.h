@@ -78,6 +78,7 @@ struct raft_snap_stream {
 	bool want_pending;    /* a want goes out with the next ready */
 	bool awaiting_send;   /* a want went out, raft_snapshot_send not yet */
 	bool chunk_inflight;  /* a chunk went out, no answer yet */
+	bool chunk_done;      /* in flight: the last chunk */
 	uint32_t stall_ticks; /* ticks without progress */
 };
 
@@ -242,6 +243,18 @@ int raft_leader_append(struct raft *r, uint32_t type, const uint8_t *data,
 
 /* raft_member.c */
 void raft_member_check_removed(struct raft *r);
+
+/* raft_snapshot.c */
+void raft_snapshot_start(struct raft *r, struct raft_progress *p);
+void raft_recv_snapshot_resp(struct raft *r, const struct msg *m);
+void raft_snapshot_tick(struct raft *r);
+size_t raft_snapshot_wants(struct raft *r);
+bool raft_snapshot_has_wants(const struct raft *r);
+uint64_t raft_snapshot_streams_floor(const struct raft *r);
+void raft_install_reset(struct raft *r);
+void raft_recv_snapshot(struct raft *r, const struct msg *m);
+void raft_snapshot_refuse_append(struct raft *r, const struct msg *m);
+void raft_snapshot_check(const struct raft *r);
 
 /* raft_read.c */
 void raft_reads_release(struct raft *r);

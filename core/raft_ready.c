@@ -105,9 +105,12 @@ bool raft_has_ready(const struct raft *r)
 	raft_hard_state(r, &hs);
 	uint64_t releasable = r->commit < r->log.stable_index ? r->commit
 							       : r->log.stable_index;
+	if (r->install.done)
+		releasable = r->applied; /* N5 */
 	return !term_vote_equal(&hs, &r->hs_handed) ||
 	       r->log.handed_index < raft_log_last(&r->log) ||
 	       r->outbox_count > 0 || releasable > r->applied ||
+	       r->install.chunk_pending || raft_snapshot_has_wants(r) ||
 	       r->reads_done_count > 0 || r->soft_role != r->role ||
 	       r->soft_term != r->term || r->soft_leader != r->leader;
 }
@@ -137,6 +140,8 @@ static void ready_entries(struct raft *r, struct raft_ready *rd)
 	}
 	uint64_t to = r->commit < r->log.stable_index ? r->commit
 						      : r->log.stable_index;
+	if (r->install.done)
+		to = r->applied; /* N5: the install replaces the state machine */
 	if (to > r->applied && to - r->applied > RAFT_READY_COMMITTED_MAX)
 		to = r->applied + RAFT_READY_COMMITTED_MAX; /* the rest next time */
 	if (to > r->applied) { /* R4 */
@@ -162,6 +167,13 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
 	rd->msg_count = r->outbox_count;
 	rd->reads = r->reads_done;
 	rd->read_count = r->reads_done_count;
+	rd->snapshot_want_count = raft_snapshot_wants(r);
+	rd->snapshot_wants = rd->snapshot_want_count > 0 ? r->wants : NULL;
+	if (r->install.chunk_pending) {
+		rd->has_snapshot_chunk = true;
+		rd->snapshot_chunk = r->install.chunk; /* valid until advance */
+		r->install.chunk_pending = false;
+	}
 	rd->role = r->role;
 	rd->term = r->term;
 	rd->leader = r->leader;

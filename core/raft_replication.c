@@ -49,12 +49,15 @@ void raft_progress_probe(struct raft_progress *p, uint64_t next)
 	p->inflight_count = 0;
 	p->inflight_head = 0;
 	p->stall_ticks = 0;
+	memset(&p->snap, 0, sizeof(p->snap));
 }
 
 static bool append_blocked(const struct raft *r, const struct raft_progress *p)
 {
 	if (p->state == PROGRESS_PROBE)
 		return p->paused;
+	if (p->state == PROGRESS_SNAPSHOT)
+		return true; /* N1: the stream moves through wants */
 	return p->inflight_count >= r->opt.inflight_appends_max ||
 	       p->next > raft_log_last(&r->log);
 }
@@ -90,8 +93,10 @@ void raft_send_append(struct raft *r, struct raft_progress *p, bool heartbeat)
 	}
 	if (append_blocked(r, p) || raft_outbox_room(r) == 0)
 		return;
-	if (p->next <= r->log.snapshot_index)
-		return; /* needs a snapshot (issue 7) */
+	if (p->next <= r->log.snapshot_index) {
+		raft_snapshot_start(r, p); /* its next entry was compacted */
+		return;
+	}
 	struct msg *m = raft_send(r, MSG_APPEND, p->id, r->term_unsynced); /* E6 */
 	struct msg_append *a = &m->u.append;
 	a->prev_index = p->next - 1;
@@ -115,7 +120,7 @@ void raft_send_append(struct raft *r, struct raft_progress *p, bool heartbeat)
 void raft_send_appends(struct raft *r, struct raft_progress *p)
 {
 	for (uint32_t n = 0; n < RAFT_INFLIGHT_MAX && !append_blocked(r, p); n++) {
-		if (raft_outbox_room(r) == 0 || p->next <= r->log.snapshot_index)
+		if (raft_outbox_room(r) == 0)
 			return;
 		raft_send_append(r, p, false);
 	}
@@ -309,4 +314,5 @@ void raft_tick_leader(struct raft *r)
 		raft_bcast_append(r);
 	}
 	detect_stalls(r);
+	raft_snapshot_tick(r);
 }

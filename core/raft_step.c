@@ -5,7 +5,7 @@
  * Invariants:
  *   S1 a message is never asserted on: anything the codec lets through (a
  *      stale term, a response from a non-member, an append beyond our log,
- *      a snapshot before issue 7) is handled or ignored.
+ *      a malformed snapshot chunk) is handled or ignored.
  *   S2 a higher term makes us a follower in that term before the message is
  *      handled, except a pre-vote request, a granted pre-vote answer, and a
  *      (pre)vote request ignored under the leader lease (E4).
@@ -77,11 +77,18 @@ static void dispatch(struct raft *r, const struct msg *m)
 		if (r->role == RAFT_LEADER)
 			raft_recv_append_resp(r, m);
 		break;
+	case MSG_SNAPSHOT:
+		raft_recv_snapshot(r, m);
+		break;
+	case MSG_SNAPSHOT_RESP:
+		if (r->role == RAFT_LEADER)
+			raft_recv_snapshot_resp(r, m);
+		break;
 	case MSG_TIMEOUT_NOW:
 		raft_recv_timeout_now(r, m);
 		break;
 	default:
-		break; /* snapshots: issue 7 */
+		break;
 	}
 }
 

@@ -30,6 +30,10 @@
 #define CL_READS_MAX 256
 #define CL_PENDING_MAX 64
 #define CL_DELIVER_MAX 100000 /* messages delivered by one cl_settle() */
+/* A snapshot here is the state machine (applied index, running hash) plus
+ * filler, so that it travels in several chunks of cluster.snap_chunk_bytes. */
+#define CL_SNAP_BYTES 40u
+#define CL_SNAP_CHUNK_BYTES_DEFAULT 16u
 
 struct cl_write {
 	bool has_hs;
@@ -71,11 +75,32 @@ struct cl_node {
 	struct raft_read reads[CL_READS_MAX];
 	size_t read_count;
 	uint64_t readies;
+	/* leader: one snapshot stream per follower (index by node), and the
+	 * wants of the last ready, answered after raft_advance */
+	struct {
+		bool open;
+		uint64_t last_index;
+		uint8_t bytes[CL_SNAP_BYTES];
+	} streams[CL_NODES_MAX];
+	struct raft_snapshot_want wants[KEEL_MEMBERS_MAX];
+	size_t want_count;
+	uint64_t streams_started;
+	uint64_t chunks_sent;
+	/* follower: the staging area and the install */
+	uint8_t staged[CL_SNAP_BYTES];
+	uint64_t staged_bytes;
+	bool hold_install; /* the test finishes installs (cl_install_now) */
+	bool hold_wants;   /* the test answers wants (n->wants, want_count) */
+	int fail_installs; /* this many installs fail */
+	bool install_ready; /* the done chunk is staged */
+	struct raft_snapshot_chunk install_chunk; /* its header (chunk unset) */
+	uint64_t installs;
 };
 
 struct cl_net_msg {
 	struct msg m;
 	struct entry *entries; /* owned */
+	uint8_t *chunk;        /* owned */
 };
 
 struct cluster {
@@ -93,6 +118,7 @@ struct cluster {
 	/* state machine agreement: sm_at[i] is the hash after applying i */
 	uint64_t *sm_at;
 	size_t sm_at_cap;
+	uint32_t snap_chunk_bytes;
 };
 
 static inline uint64_t cl_hash(uint64_t h, const void *p, size_t n)
@@ -156,9 +182,14 @@ static inline void cl_net_push(struct cluster *c, const struct msg *m)
 	struct cl_net_msg *nm = &c->q[c->q_count++];
 	nm->m = *m;
 	nm->entries = NULL;
+	nm->chunk = NULL;
 	if (m->type == MSG_APPEND) {
 		nm->entries = cl_entries_dup(m->u.append.entries, m->u.append.entry_count);
 		nm->m.u.append.entries = nm->entries;
+	}
+	if (m->type == MSG_SNAPSHOT) {
+		nm->chunk = cl_dup(m->u.snapshot.chunk, m->u.snapshot.chunk_bytes);
+		nm->m.u.snapshot.chunk = nm->chunk;
 	}
 }
 
@@ -167,6 +198,8 @@ static inline void cl_net_free(struct cl_net_msg *nm)
 	if (nm->entries != NULL)
 		cl_entries_free(nm->entries, nm->m.u.append.entry_count);
 	nm->entries = NULL;
+	free(nm->chunk);
+	nm->chunk = NULL;
 }
 
 /* ---- durable state ------------------------------------------------------ */
@@ -300,6 +333,123 @@ static inline uint64_t cl_compact_node(struct cl_node *n)
 	return idx;
 }
 
+/* ---- snapshots (the driver's side) -------------------------------------- */
+
+static inline void cl_snap_encode(uint8_t *b, uint64_t index, uint64_t hash)
+{
+	memcpy(b, &index, 8);
+	memcpy(b + 8, &hash, 8);
+	for (uint32_t k = 16; k < CL_SNAP_BYTES; k++)
+		b[k] = (uint8_t)(hash >> (k % 8 * 8)) ^ (uint8_t)k;
+}
+
+/* Leader: answer each want of the last ready with one chunk, opening a new
+ * stream (of the current applied state) when the want asks for one or
+ * names a stream we do not have. */
+static inline void cl_answer_wants(struct cluster *c, struct cl_node *n)
+{
+	if (n->hold_wants)
+		return;
+	size_t count = n->want_count;
+	n->want_count = 0;
+	uint32_t chunk_max = c->snap_chunk_bytes ? c->snap_chunk_bytes
+						 : CL_SNAP_CHUNK_BYTES_DEFAULT;
+	for (size_t k = 0; k < count && n->up; k++) {
+		const struct raft_snapshot_want *w = &n->wants[k];
+		int to = cl_idx(c, w->to);
+		ASSERT_TRUE(to >= 0);
+		uint64_t off = w->offset;
+		if (w->last_index == 0 || !n->streams[to].open ||
+		    n->streams[to].last_index != w->last_index || off >= CL_SNAP_BYTES) {
+			ASSERT_U64_EQ(w->offset, w->last_index == 0 ? 0 : w->offset);
+			n->streams[to].open = true;
+			n->streams[to].last_index = n->dapplied;
+			cl_snap_encode(n->streams[to].bytes, n->dapplied, n->sm_hash);
+			n->streams_started++;
+			off = 0;
+		}
+		uint64_t left = CL_SNAP_BYTES - off;
+		struct msg_snapshot m = { 0 };
+		m.last_index = n->streams[to].last_index;
+		m.offset = off;
+		m.chunk_bytes = (uint32_t)(left < chunk_max ? left : chunk_max);
+		m.chunk = n->streams[to].bytes + off;
+		m.done = off + m.chunk_bytes == CL_SNAP_BYTES;
+		int rc = raft_snapshot_send(n->r, w->to, &m);
+		ASSERT_TRUE(rc == 0 || rc == KEEL_ESTATE || rc == KEEL_ENOTLEADER);
+		if (rc != 0)
+			n->streams[to].open = false;
+		else
+			n->chunks_sent++;
+	}
+}
+
+/* Follower: stage one chunk (they come in offset order, from 0). */
+static inline void cl_stage_chunk(struct cluster *c, struct cl_node *n,
+				  const struct raft_snapshot_chunk *ch)
+{
+	(void)c;
+	ASSERT_FALSE(n->install_ready);
+	if (ch->offset == 0)
+		n->staged_bytes = 0;
+	ASSERT_U64_EQ(ch->offset, n->staged_bytes);
+	ASSERT_TRUE(n->staged_bytes + ch->chunk_bytes <= CL_SNAP_BYTES);
+	memcpy(n->staged + n->staged_bytes, ch->chunk, ch->chunk_bytes);
+	n->staged_bytes += ch->chunk_bytes;
+	if (!ch->done)
+		return;
+	ASSERT_U64_EQ(n->staged_bytes, CL_SNAP_BYTES);
+	n->install_ready = true;
+	n->install_chunk = *ch;
+	n->install_chunk.chunk = NULL;
+}
+
+/* Follower: switch to the staged snapshot atomically (after every earlier
+ * write), cutting the durable log as raft_snapshot_installed cuts the
+ * core's, then tell the core; or fail it. */
+static inline void cl_finish_install(struct cluster *c, struct cl_node *n, bool ok)
+{
+	ASSERT_TRUE(n->install_ready);
+	n->install_ready = false;
+	if (!ok) {
+		n->fail_installs--;
+		raft_snapshot_failed(n->r);
+		return;
+	}
+	while (n->pending_count > 0)
+		cl_sync_one(c, n);
+	const struct raft_snapshot_chunk *ch = &n->install_chunk;
+	uint64_t index, hash;
+	memcpy(&index, n->staged, 8);
+	memcpy(&hash, n->staged + 8, 8);
+	ASSERT_U64_EQ(index, ch->last_index);
+	uint64_t li = ch->last_index;
+	bool holds = li > n->snap_index && li <= n->snap_index + n->dcount &&
+		     n->dlog[li - n->snap_index - 1].term == ch->last_term;
+	size_t drop = holds ? (size_t)(li - n->snap_index) : n->dcount;
+	for (size_t k = 0; k < drop; k++)
+		free((void *)n->dlog[k].data);
+	memmove(n->dlog, n->dlog + drop, (n->dcount - drop) * sizeof(*n->dlog));
+	n->dcount -= drop;
+	n->snap_index = li;
+	n->snap_term = ch->last_term;
+	n->snap_m = ch->membership;
+	n->dapplied = li;
+	n->sm_hash = hash;
+	if (n->hs.commit < li)
+		n->hs.commit = li;
+	cl_sm_agree(c, li, hash);
+	n->applied_count = 0; /* the state machine was replaced */
+	n->installs++;
+	ASSERT_EQ(raft_snapshot_installed(n->r, li), 0);
+	struct raft_status s;
+	raft_status(n->r, &s);
+	ASSERT_U64_EQ(s.snapshot_index, n->snap_index);
+	ASSERT_U64_EQ(s.last_index, n->snap_index + n->dcount);
+	ASSERT_U64_EQ(s.applied, li);
+	ASSERT_TRUE(s.commit >= li);
+}
+
 static void cl_drain_once(struct cluster *c, struct cl_node *n);
 
 static void cl_drain(struct cluster *c, struct cl_node *n)
@@ -343,7 +493,17 @@ static void cl_drain_once(struct cluster *c, struct cl_node *n)
 			while (n->pending_count > 0)
 				cl_sync_one(c, n);
 		cl_apply(c, n, &rd);
+		if (rd.has_snapshot_chunk)
+			cl_stage_chunk(c, n, &rd.snapshot_chunk);
+		ASSERT_TRUE(n->want_count + rd.snapshot_want_count <= KEEL_MEMBERS_MAX);
+		if (rd.snapshot_want_count > 0)
+			memcpy(n->wants + n->want_count, rd.snapshot_wants,
+			       rd.snapshot_want_count * sizeof(n->wants[0]));
+		n->want_count += rd.snapshot_want_count;
 		raft_advance(n->r, &rd);
+		cl_answer_wants(c, n);
+		if (n->install_ready && !n->hold_install)
+			cl_finish_install(c, n, n->fail_installs <= 0);
 	}
 }
 
@@ -379,6 +539,11 @@ static inline void cl_crash(struct cluster *c, int i)
 		free(w->msgs);
 	}
 	n->pending_count = 0;
+	/* what only lived in memory: open streams, the install in progress */
+	n->want_count = 0;
+	n->install_ready = false;
+	n->staged_bytes = 0;
+	memset(n->streams, 0, sizeof(n->streams));
 	raft_close(n->r);
 	free(n->r);
 	n->r = NULL;
@@ -647,6 +812,29 @@ static inline void cl_init_logs(struct cluster *c, size_t voters, size_t learner
 		cl_set_log(c, (int)i, voters, learners, logs[i], lens[i], term);
 		cl_start(c, (int)i);
 		cl_drain(c, n);
+	}
+}
+
+/* A held install (node.hold_install) finishes now, or fails. */
+static inline void cl_install_now(struct cluster *c, int i, bool ok)
+{
+	cl_finish_install(c, &c->n[i], ok);
+	cl_drain(c, &c->n[i]);
+	cl_check(c);
+}
+
+/* Every node compacts whenever the policy says so, keeping a tail of
+ * tail_entries (restarts the nodes with the new options). */
+static inline void cl_auto_compact(struct cluster *c, uint32_t tail_entries)
+{
+	for (size_t i = 0; i < c->count; i++) {
+		struct cl_node *n = &c->n[i];
+		n->opt.log_tail_entries = tail_entries;
+		n->auto_compact = true;
+		if (n->up) {
+			cl_crash(c, (int)i);
+			cl_restart(c, (int)i);
+		}
 	}
 }
 
