@@ -1,6 +1,7 @@
 #!/bin/sh
 # seeds.sh: the simulator sweep CI runs (through tests/test_sim_seeds.sh in
-# `make test`): every profile on 3 and 5 nodes, plus a determinism check,
+# `make test`): every profile on 3 and 5 nodes (member: membership changes,
+# snapshot installs under crashes), plus determinism checks,
 # SEEDS_PER seeds each (fewer under SAN=1). One line per seed; the last line
 # is "N passed, M failed"; exit 1 if any seed failed.
 #
@@ -34,13 +35,14 @@ run() { # profile nodes first_seed [extra flags]
 }
 
 base=1000
-for p in calm net crash disk all swarm; do
+for p in calm net crash disk all swarm member; do
 	for n in 3 5; do
 		run "$p" "$n" "$base"
 		base=$((base + 1000))
 	done
 done
 SEEDS_PER=$(( (SEEDS_PER + 3) / 4 )) run swarm 3 90000 --check-determinism
+SEEDS_PER=$(( (SEEDS_PER + 3) / 4 )) run member 4 95000 --check-determinism
 # Regressions: exact seeds that once failed, under the flags they failed with.
 # 3199, 3552 (swarm, 3 nodes, 1500 ops): a very slow disk once had more than
 # 4096 syncs in flight, one per ready; the node driver now does group commit.

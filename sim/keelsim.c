@@ -50,7 +50,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: keelsim --seed N [--nodes 1-%u] [--ops N] [--clients 1-%u]\n"
-		"               [--profile calm|net|crash|disk|all|swarm]\n"
+		"               [--profile calm|net|crash|disk|all|swarm|member]\n"
 		"               [--trace FILE] [--history FILE] [--html DIR]\n"
 		"               [--check-determinism] [--check-timeout-ms N] [--paranoid]\n"
 		"       keelsim --seeds A:B [the same options] [--jobs 1-%u]\n",
@@ -288,9 +288,12 @@ static int reap(const char *argv0, const struct cli *c, struct job *j)
 	       rep.r.ops, vs, (unsigned long long)rep.wall_ms,
 	       (unsigned long long)rep.r.trace_hash);
 	if (c->stats)
-		printf("stats seed=%llu events=%llu events_per_s=%.0f\n",
+		printf("stats seed=%llu events=%llu events_per_s=%.0f compactions=%llu installs=%llu changes=%llu\n",
 		       (unsigned long long)j->seed, (unsigned long long)rep.r.events,
-		       rep.wall_ms ? (double)rep.r.events * 1000.0 / (double)rep.wall_ms : 0.0);
+		       rep.wall_ms ? (double)rep.r.events * 1000.0 / (double)rep.wall_ms : 0.0,
+		       (unsigned long long)rep.r.compactions,
+		       (unsigned long long)rep.r.installs,
+		       (unsigned long long)rep.r.changes);
 	if (!pass) {
 		printf("  why: %s\n", detail);
 		print_replay(argv0, c, j->seed);

@@ -31,6 +31,7 @@
 #include "../core/kv.h"
 #include "../core/msg.h"
 #include "../core/raft.h"
+#include "../core/snapshot.h"
 #include "../core/store.h"
 #include "../io_sim/mem_store.h"
 #include "../io_sim/simdisk.h"
@@ -54,6 +55,8 @@
 #define SIM_TERMS_MAX (1u << 24)          /* terms tracked for one-leader-per-term */
 #define SIM_LOG_MAX (1u << 24)            /* log indexes tracked by the checks */
 #define SIM_VALUE_BYTES_MAX 64u           /* workload values */
+#define SIM_SNAP_WANTS_MAX KEEL_MEMBERS_MAX /* a leader's queued snapshot wants */
+#define SIM_ADMIN_ADDR_FMT "10.0.%u.%u:7000"  /* a joiner's peer_addr: slot, generation */
 
 /* ---- virtual time ------------------------------------------------------- */
 
@@ -86,6 +89,7 @@ enum sim_profile {
 	SIM_PROFILE_DISK,
 	SIM_PROFILE_ALL,
 	SIM_PROFILE_SWARM,
+	SIM_PROFILE_MEMBER,
 	SIM_PROFILE_COUNT
 };
 
@@ -134,6 +138,18 @@ struct sim_faults {
 	uint64_t giveup_ns;       /* a client gives up on an op after this */
 	uint64_t client_timeout_ns; /* one attempt's timeout */
 	uint32_t append_pct;      /* share of appends in the workload */
+	/* Compaction policy of every node (raft_options.log_tail_*): small,
+	 * so that compaction and snapshot installs happen often. */
+	uint32_t log_tail_entries;
+	uint64_t log_tail_bytes;
+	/* Snapshot chunk reads on a leader cost this much disk time. */
+	uint64_t snap_read_ns_mean;
+	/* Membership changes (sim_admin.c): an admin adds learners, promotes
+	 * them, removes voters and learners; spare node slots for joiners. */
+	bool membership;
+	uint64_t admin_mean_ns;   /* mean time between admin actions */
+	uint32_t install_crash_ppm; /* crash soon after a snapshot stage/install */
+	uint32_t change_crash_ppm;  /* crash a leader soon after it takes a change */
 };
 
 void sim_faults_draw(struct sim_faults *f, uint32_t profile, uint32_t nodes,
@@ -159,6 +175,8 @@ enum sim_ev {
 	EV_QUIET,         /* a fault window ends: soft heal; arg: generation */
 	EV_STORM,         /* a quiet window ends: faults resume */
 	EV_CRASH,         /* who: node; arg: epoch: a targeted crash */
+	EV_SNAP,          /* who: node; arg: epoch: produce one snapshot chunk */
+	EV_ADMIN,         /* the admin's next membership action */
 };
 
 enum sim_pkt_kind { PKT_PEER = 1, PKT_REQUEST = 2, PKT_RESPONSE = 3 };
@@ -172,7 +190,9 @@ struct sim_pkt {
 
 /* ---- node ------------------------------------------------------------- */
 
-enum sim_node_state { NODE_UP = 1, NODE_DOWN = 2, NODE_FAILED = 3 };
+/* NODE_OFF: the slot runs no member (a spare slot for a joiner, or a
+ * removed node, stopped). */
+enum sim_node_state { NODE_UP = 1, NODE_DOWN = 2, NODE_FAILED = 3, NODE_OFF = 4 };
 
 /* One storage job (group commit, as node/disk.c does): the writes of every
  * ready handled while the previous job was in flight, made durable by one
@@ -182,6 +202,8 @@ struct sim_persist {
 	uint64_t commit_id; /* mem_store commit id to sync up to; 0: nothing */
 	bool has_ack;
 	uint64_t ack_index, ack_term;
+	uint64_t applied;   /* the apply batches it carries reach this index */
+	uint64_t installed; /* it carries a snapshot install to this index */
 	struct sim_pkt **msgs;
 	uint32_t msg_count, msg_cap;
 };
@@ -201,8 +223,23 @@ struct sim_waiter {
 	uint8_t key[SIM_VALUE_BYTES_MAX];
 };
 
+/* A leader's outgoing snapshot: one open stream per store (core/snapshot.h),
+ * the wants of other followers queued behind it. */
+struct sim_snap_out {
+	struct snap_reader sr;
+	keel_node_id to;      /* the stream's follower, when sr.open */
+	uint64_t last_term;   /* raft_state_at(sr.last_index) at open */
+	struct membership membership;
+	uint64_t active_ns;   /* last chunk produced */
+	struct raft_snapshot_want q[SIM_SNAP_WANTS_MAX];
+	uint32_t q_count;
+	bool scheduled;       /* an EV_SNAP is pending */
+};
+
 struct sim_node {
-	uint32_t idx;       /* 0-based; raft id is idx + 1 */
+	uint32_t idx;       /* slot: network endpoint and event target */
+	keel_node_id id;    /* raft id; 0 while the slot never ran a member */
+	uint32_t gen;       /* incarnations of this slot (a reused slot is a new node) */
 	uint32_t state;     /* enum sim_node_state */
 	uint64_t epoch;     /* bumped by every crash: stale events are ignored */
 	bool paused;
@@ -230,7 +267,13 @@ struct sim_node {
 	uint8_t batch_bytes[SIM_BATCH_MAX][3 * SIM_VALUE_BYTES_MAX];
 	uint32_t batch_count;
 
-	uint64_t applied;       /* last index applied via kv_apply */
+	uint64_t applied;       /* last index applied (kv_apply or a snapshot) */
+	uint64_t durable_applied; /* ... and synced (drives compaction) */
+	struct sim_snap_out snap; /* leader: outgoing snapshot stream */
+	bool snap_failed;       /* follower: tell raft after the ready */
+	struct raft_snapshot_chunk install; /* follower: the done chunk being installed */
+	bool installing;        /* its install batch waits for a sync */
+	uint64_t installs, compactions;
 	uint64_t commit_checked; /* commit index already checked */
 	uint32_t role;
 	uint64_t term;
@@ -241,7 +284,9 @@ struct sim_node {
 	uint64_t invariant_countdown; /* events until the next full invariant check */
 	uint64_t lead_commit;   /* commit index when it became leader */
 	uint32_t cut_ticks;     /* leader ticks spent without a reachable quorum */
-	uint64_t heard_ns[SIM_NODES_MAX]; /* last append response from each peer */
+	uint64_t heard_ns[SIM_NODES_MAX]; /* last append response from each slot */
+	uint32_t removed_ticks; /* leader ticks as a non-voter of its committed config */
+	uint64_t removed_ns;    /* when its removal was seen committed (admin) */
 };
 
 /* ---- clients and history ----------------------------------------------- */
@@ -298,6 +343,7 @@ struct sim_slot { /* one log index, as first applied/committed anywhere */
 	uint64_t hash;      /* applied entry hash (0: not yet applied) */
 	uint64_t res;       /* hash of its apply results */
 	bool acked;         /* a client got OK for a write in it */
+	uint64_t state;     /* state machine digest right after applying it (0: unknown) */
 };
 
 struct sim_checks {
@@ -320,9 +366,14 @@ struct sim {
 	struct simtrace trace;
 	struct simrng rng_disk, rng_faults, rng_work;
 	struct sim_node nodes[SIM_NODES_MAX];
+	uint32_t slots;          /* node slots in use: endpoints 0..slots-1 */
 	struct sim_client clients[SIM_CLIENTS_MAX];
 	uint32_t client_count;   /* including the probe */
-	struct membership membership;
+	struct membership membership; /* the bootstrap configuration */
+	/* The latest configuration known committed (applied somewhere). */
+	struct membership cfg;
+	uint64_t cfg_index;
+	struct sim_admin *admin;  /* NULL unless faults.membership */
 
 	struct sim_op *ops;
 	uint32_t op_count, op_cap;
@@ -352,6 +403,7 @@ struct sim {
 	size_t scratch_cap;
 	uint64_t stats_crashes, stats_pauses, stats_partitions, stats_corruptions;
 	uint64_t stats_refused;
+	uint64_t stats_installs, stats_compactions, stats_changes;
 };
 
 /* Result of one seed. */
@@ -363,6 +415,7 @@ struct sim_result {
 	uint64_t virtual_ns;
 	uint64_t events;
 	uint64_t trace_hash;
+	uint64_t compactions, installs, changes; /* what the run exercised */
 };
 
 /* Run one seed to completion. Returns 0 with *res filled, or a negative
@@ -395,6 +448,31 @@ void sim_node_disk_done(struct sim *s, struct sim_node *n, uint64_t epoch);
 void sim_node_receive(struct sim *s, struct sim_node *n, struct sim_pkt *p);
 bool sim_node_busy(const struct sim_node *n, uint64_t now_ns);
 keel_node_id sim_node_leader(const struct sim_node *n);
+void sim_node_snap(struct sim *s, struct sim_node *n, uint64_t epoch);
+/* Run n's driver loop (after an input such as raft_change). */
+void sim_node_poke(struct sim *s, struct sim_node *n);
+/* Stop a removed member for good (its slot may later host a new node). */
+void sim_node_stop(struct sim *s, struct sim_node *n);
+/* Wipe an OFF slot for a joiner with raft id id (starts empty). */
+void sim_node_join(struct sim *s, struct sim_node *n, keel_node_id id);
+/* The slot running raft id id, or NULL. */
+struct sim_node *sim_node_by_id(struct sim *s, keel_node_id id);
+/* A config entry was applied (committed): track the latest. */
+void sim_cfg_committed(struct sim *s, const struct entry *e);
+/* Voters of m; whether id is one. */
+uint32_t sim_voter_count(const struct membership *m);
+bool sim_is_voter(const struct membership *m, keel_node_id id);
+bool sim_is_member(const struct membership *m, keel_node_id id);
+
+/* sim_admin.c: the membership admin (faults.membership) */
+int sim_admin_init(struct sim *s);
+void sim_admin_free(struct sim *s);
+/* EV_ADMIN: reconcile slots with the committed configuration, then maybe
+ * ask a leader (node slot who when targeted) for a change. Returns the
+ * slot it touched or -1. */
+int sim_admin_act(struct sim *s, uint32_t who, uint64_t targeted);
+/* A node became leader: maybe act on it at once (M2's window). */
+void sim_admin_leader_hook(struct sim *s, struct sim_node *n);
 
 /* sim_client.c */
 void sim_clients_init(struct sim *s);
@@ -420,6 +498,12 @@ void sim_nemesis_quiet(struct sim *s);
  * marks a vote (ten times the rate, at most 1/4). */
 void sim_nemesis_leader_hook(struct sim *s, struct sim_node *n);
 void sim_nemesis_write_hook(struct sim *s, struct sim_node *n, uint32_t rate_div);
+/* A follower staged a snapshot chunk or its install batch: maybe crash it
+ * around that write (faults.install_crash_ppm). */
+void sim_nemesis_install_hook(struct sim *s, struct sim_node *n, bool install);
+/* A leader appended a membership change: maybe crash it before the change
+ * replicates (faults.change_crash_ppm): the schedule behind M2. */
+void sim_nemesis_change_hook(struct sim *s, struct sim_node *n);
 void sim_nemesis_crash_soon(struct sim *s, struct sim_node *n, uint64_t epoch);
 
 /* sim_check.c */
@@ -436,6 +520,12 @@ void sim_check_full(struct sim *s);                           /* pairwise */
 void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index,
 			     uint64_t asked_ns);
 void sim_check_leader_tick(struct sim *s, struct sim_node *n);
+/* A follower installed a snapshot through index with state digest. */
+void sim_check_installed(struct sim *s, struct sim_node *n, uint64_t index,
+			 uint64_t digest);
+/* A node's state machine holds digest right after applying through index. */
+void sim_check_state_at(struct sim *s, struct sim_node *n, uint64_t index,
+			uint64_t digest);
 /* Ticks a leader cut off from a quorum may keep leading: check-quorum
  * steps it down after an election timeout of ticks; 5x is the margin. */
 #define SIM_CUT_LEADER_TICKS (5u * SIM_ELECTION_TICKS)

@@ -121,7 +121,7 @@ static void check_commit_term(struct sim *s, struct sim_node *n, uint64_t i)
 	else if (sl->term != t)
 		sim_fail(s, "commit_changed",
 			 "n%u holds term %llu at committed index %llu; committed term is %llu",
-			 n->idx + 1, (unsigned long long)t, (unsigned long long)i,
+			 (unsigned)n->id, (unsigned long long)t, (unsigned long long)i,
 			 (unsigned long long)sl->term);
 }
 
@@ -138,7 +138,7 @@ void sim_check_node(struct sim *s, struct sim_node *n)
 	/* role and term as of the node's last ready (sim_node.c on_soft) */
 	if (n->role != RAFT_LEADER)
 		return;
-	check_leader(s, n->idx + 1, n->term);
+	check_leader(s, n->id, n->term);
 	struct raft_status st;
 	raft_status(n->raft, &st);
 	if (st.role != RAFT_LEADER || st.commit == n->lead_commit)
@@ -147,7 +147,7 @@ void sim_check_node(struct sim *s, struct sim_node *n)
 	if (t != st.term)
 		sim_fail(s, "old_term_commit",
 			 "n%u, leader of term %llu, advanced commit to %llu, an entry of term %llu",
-			 n->idx + 1, (unsigned long long)st.term,
+			 (unsigned)n->id, (unsigned long long)st.term,
 			 (unsigned long long)st.commit, (unsigned long long)t);
 	n->lead_commit = st.commit;
 }
@@ -155,49 +155,83 @@ void sim_check_node(struct sim *s, struct sim_node *n)
 void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index,
 			     uint64_t asked_ns)
 {
-	uint32_t heard = 1; /* itself */
-	for (uint32_t j = 0; j < s->opts.nodes; j++)
-		if (j != n->idx && n->heard_ns[j] >= asked_ns)
-			heard++;
-	if (heard <= s->opts.nodes / 2)
-		sim_fail(s, "read_no_quorum",
-			 "n%u released read index %llu having heard from %u of %u nodes since the read arrived",
-			 n->idx + 1, (unsigned long long)index, heard, s->opts.nodes);
+	/* The quorum of the leader's configuration (raft.h: effective once
+	 * appended); a leader that is no voter of it does not count itself. */
 	struct raft_status st;
 	raft_status(n->raft, &st);
+	const struct membership *m = &st.membership;
+	uint32_t voters = sim_voter_count(m);
+	uint32_t heard = sim_is_voter(m, n->id) ? 1 : 0;
+	for (uint32_t i = 0; i < m->member_count; i++) {
+		const struct member *mb = &m->members[i];
+		struct sim_node *p = sim_node_by_id(s, mb->id);
+		if (mb->role == MEMBER_VOTER && mb->id != n->id && p != NULL &&
+		    n->heard_ns[p->idx] >= asked_ns)
+			heard++;
+	}
+	if (heard <= voters / 2)
+		sim_fail(s, "read_no_quorum",
+			 "n%u released read index %llu having heard from %u of %u voters since the read arrived",
+			 (unsigned)n->id, (unsigned long long)index, heard, voters);
 	if (st.role != RAFT_LEADER)
 		return; /* released as leader, stepped down in the same ready */
 	bool term_committed = st.commit > 0 && raft_term_at(n->raft, st.commit) == st.term;
 	if (!term_committed || index > st.commit)
 		sim_fail(s, "early_read",
 			 "n%u released read index %llu in term %llu with commit %llu (term %llu)",
-			 n->idx + 1, (unsigned long long)index,
+			 (unsigned)n->id, (unsigned long long)index,
 			 (unsigned long long)st.term, (unsigned long long)st.commit,
 			 (unsigned long long)raft_term_at(n->raft, st.commit));
+}
+
+/* M5 from outside: a leader that is no voter of its own configuration
+ * steps down once that configuration is committed. */
+static void check_removed_leader(struct sim *s, struct sim_node *n,
+				 const struct raft_status *st)
+{
+	if (st->role != RAFT_LEADER || st->config_pending ||
+	    sim_is_voter(&st->membership, n->id)) {
+		n->removed_ticks = 0;
+		return;
+	}
+	if (++n->removed_ticks > SIM_ELECTION_TICKS)
+		sim_fail(s, "removed_leader",
+			 "n%llu still leads term %llu %u ticks after a committed configuration without it as a voter",
+			 (unsigned long long)n->id, (unsigned long long)st->term,
+			 n->removed_ticks);
 }
 
 void sim_check_leader_tick(struct sim *s, struct sim_node *n)
 {
 	if (n->role != RAFT_LEADER) {
 		n->cut_ticks = 0;
+		n->removed_ticks = 0;
 		return;
 	}
-	uint32_t reach = 1;
-	for (uint32_t j = 0; j < s->opts.nodes; j++) {
-		const struct sim_node *m = &s->nodes[j];
-		if (j == n->idx || m->state != NODE_UP || m->paused)
+	struct raft_status st;
+	raft_status(n->raft, &st);
+	const struct membership *cfg = &st.membership;
+	check_removed_leader(s, n, &st);
+	uint32_t voters = sim_voter_count(cfg);
+	uint32_t reach = sim_is_voter(cfg, n->id) ? 1 : 0;
+	for (uint32_t i = 0; i < cfg->member_count; i++) {
+		const struct member *mb = &cfg->members[i];
+		const struct sim_node *m = sim_node_by_id(s, mb->id);
+		if (mb->role != MEMBER_VOTER || m == NULL || m == n ||
+		    m->state != NODE_UP || m->paused)
 			continue;
+		uint32_t j = m->idx;
 		if (!s->net.link[n->idx][j].blocked && !s->net.link[j][n->idx].blocked)
 			reach++;
 	}
-	if (reach > s->opts.nodes / 2) {
+	if (reach > voters / 2) {
 		n->cut_ticks = 0;
 		return;
 	}
 	if (++n->cut_ticks > SIM_CUT_LEADER_TICKS)
 		sim_fail(s, "stale_leader",
 			 "n%u still leads term %llu after %u ticks cut off from a quorum",
-			 n->idx + 1, (unsigned long long)n->term, n->cut_ticks);
+			 (unsigned)n->id, (unsigned long long)n->term, n->cut_ticks);
 }
 
 void sim_check_applied(struct sim *s, struct sim_node *n, const struct entry *e,
@@ -217,13 +251,13 @@ void sim_check_applied(struct sim *s, struct sim_node *n, const struct entry *e,
 	} else if (sl->hash != hash) {
 		sim_fail(s, sl->acked ? "ack_lost" : "applied_diverged",
 			 "n%u applied index %llu (term %llu) differently from an earlier apply%s",
-			 n->idx + 1, (unsigned long long)e->index,
+			 (unsigned)n->id, (unsigned long long)e->index,
 			 (unsigned long long)e->term,
 			 sl->acked ? "; a client was told it succeeded" : "");
 	}
 	if (sl->term != 0 && sl->term != e->term)
 		sim_fail(s, "commit_changed", "n%u applied term %llu at index %llu; committed term %llu",
-			 n->idx + 1, (unsigned long long)e->term,
+			 (unsigned)n->id, (unsigned long long)e->term,
 			 (unsigned long long)e->index, (unsigned long long)sl->term);
 }
 
@@ -272,7 +306,7 @@ static void check_pair(struct sim *s, struct sim_node *a, struct sim_node *b)
 		} else if (matched) {
 			sim_fail(s, "log_matching",
 				 "n%u and n%u agree above index %llu but differ there (terms %llu, %llu)",
-				 a->idx + 1, b->idx + 1, (unsigned long long)i,
+				 (unsigned)a->id, (unsigned)b->id, (unsigned long long)i,
 				 (unsigned long long)ta, (unsigned long long)tb);
 			return;
 		}
@@ -296,7 +330,7 @@ static void check_committed_prefix(struct sim *s, struct sim_node *n)
 
 void sim_check_full(struct sim *s)
 {
-	uint32_t nn = s->opts.nodes;
+	uint32_t nn = s->slots;
 	for (uint32_t a = 0; a < nn; a++) {
 		if (s->nodes[a].state != NODE_UP)
 			continue;
@@ -314,7 +348,7 @@ void sim_check_final(struct sim *s)
 	if (s->fail_reason != NULL)
 		return;
 	uint64_t commit_max = 0, applied_max = 0;
-	for (uint32_t i = 0; i < s->opts.nodes; i++) {
+	for (uint32_t i = 0; i < s->slots; i++) {
 		struct sim_node *n = &s->nodes[i];
 		if (n->state != NODE_UP)
 			continue;
@@ -335,7 +369,7 @@ void sim_check_final(struct sim *s)
 		return;
 	uint64_t digest = 0;
 	int holder = -1;
-	for (uint32_t i = 0; i < s->opts.nodes; i++) {
+	for (uint32_t i = 0; i < s->slots; i++) {
 		struct sim_node *n = &s->nodes[i];
 		if (n->state != NODE_UP || n->applied != applied_max)
 			continue;
@@ -345,9 +379,44 @@ void sim_check_final(struct sim *s)
 			holder = (int)i;
 		} else if (d != digest) {
 			sim_fail(s, "state_diverged",
-				 "n%d and n%u applied through %llu but hold different kv/session state",
-				 holder + 1, i + 1, (unsigned long long)applied_max);
+				 "n%llu and n%llu applied through %llu but hold different kv/session state",
+				 (unsigned long long)s->nodes[holder].id,
+				 (unsigned long long)n->id, (unsigned long long)applied_max);
 			return;
 		}
 	}
+}
+
+void sim_check_state_at(struct sim *s, struct sim_node *n, uint64_t index,
+			uint64_t digest)
+{
+	struct sim_slot *sl = slot(s, index);
+	if (sl == NULL)
+		return;
+	if (digest == 0)
+		digest = 1;
+	if (sl->state == 0)
+		sl->state = digest;
+	else if (sl->state != digest)
+		sim_fail(s, "state_diverged",
+			 "n%llu holds a different kv/session state after applying through %llu than an earlier node did",
+			 (unsigned long long)n->id, (unsigned long long)index);
+}
+
+void sim_check_installed(struct sim *s, struct sim_node *n, uint64_t index,
+			 uint64_t digest)
+{
+	struct sim_slot *sl = slot(s, index);
+	if (sl == NULL)
+		return;
+	if (digest == 0)
+		digest = 1;
+	if (sl->state == 0)
+		sl->state = digest;
+	else if (sl->state != digest)
+		sim_fail(s, "snapshot_diverged",
+			 "n%llu installed a snapshot through %llu whose kv/session state differs from what was applied there",
+			 (unsigned long long)n->id, (unsigned long long)index);
+	if (index > s->chk.applied_max)
+		s->chk.applied_max = index;
 }

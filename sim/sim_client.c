@@ -48,6 +48,23 @@ static void key_name(uint32_t key, uint8_t out[8], uint32_t *len)
 	*len = 3;
 }
 
+/* A node slot to send to: from slot, the first that hosts a member (a
+ * client's endpoint list follows the cluster, as keelctl's would). */
+static uint32_t live_slot(const struct sim *s, uint32_t slot)
+{
+	for (uint32_t k = 0; k < s->slots; k++) {
+		uint32_t i = (slot + k) % s->slots;
+		if (s->nodes[i].state != NODE_OFF)
+			return i;
+	}
+	return slot % s->slots;
+}
+
+static uint32_t random_target(struct sim *s)
+{
+	return live_slot(s, (uint32_t)simrng_below(&s->rng_work, s->slots));
+}
+
 void sim_clients_init(struct sim *s)
 {
 	s->client_count = s->opts.clients + 1; /* + the liveness probe */
@@ -56,9 +73,9 @@ void sim_clients_init(struct sim *s)
 		struct sim_client *c = &s->clients[i];
 		memset(c, 0, sizeof(*c));
 		c->idx = i;
-		c->ep = s->opts.nodes + i;
+		c->ep = s->slots + i;
 		c->client_id = i + 1;
-		c->target = (uint32_t)simrng_below(&s->rng_work, s->opts.nodes);
+		c->target = random_target(s);
 		c->probe = i == s->opts.clients;
 		if (!c->probe)
 			sim_schedule(s, simrng_range(&s->rng_work, 1, 50 * SIM_MS),
@@ -189,7 +206,7 @@ static void start_op(struct sim *s, struct sim_client *c, struct sim_op *op)
 	c->busy = true;
 	c->attempt = 0;
 	if (op->stale)
-		c->target = (uint32_t)simrng_below(&s->rng_work, s->opts.nodes);
+		c->target = random_target(s);
 	CTRACE(s, c, "invoke %s%s k%02u %.*s", op_names[op->kind],
 	       op->stale ? " (stale)" : "", op->key, (int)op->value_bytes,
 	       (const char *)op->value);
@@ -264,7 +281,7 @@ static uint64_t backoff(const struct sim_client *c)
 
 static void next_target(struct sim *s, struct sim_client *c)
 {
-	c->target = (c->target + 1) % s->opts.nodes;
+	c->target = live_slot(s, (c->target + 1) % s->slots);
 }
 
 void sim_client_timeout(struct sim *s, struct sim_client *c, uint64_t attempt)
@@ -353,10 +370,10 @@ void sim_client_receive(struct sim *s, struct sim_client *c, struct sim_pkt *p)
 	case CLIENT_TOO_BIG:
 		complete(s, c, OUT_FAIL);
 		break;
-	case CLIENT_NOT_LEADER:
-		if (r.leader_id >= 1 && r.leader_id <= s->opts.nodes &&
-		    r.leader_id - 1 != c->target) {
-			c->target = (uint32_t)(r.leader_id - 1);
+	case CLIENT_NOT_LEADER: {
+		struct sim_node *hint = sim_node_by_id(s, r.leader_id);
+		if (hint != NULL && hint->idx != c->target) {
+			c->target = hint->idx;
 			sim_client_retry(s, c, c->attempt);
 		} else {
 			next_target(s, c);
@@ -364,6 +381,7 @@ void sim_client_receive(struct sim *s, struct sim_client *c, struct sim_pkt *p)
 				     c->idx, c->attempt, NULL);
 		}
 		break;
+	}
 	case CLIENT_UNAVAILABLE:
 	case CLIENT_BUSY:
 	case CLIENT_SHUTTING_DOWN:

@@ -12,7 +12,7 @@
 #include "sim.h"
 
 static const char *profile_names[SIM_PROFILE_COUNT] = {
-	"calm", "net", "crash", "disk", "all", "swarm",
+	"calm", "net", "crash", "disk", "all", "swarm", "member",
 };
 
 const char *sim_profile_name(uint32_t p)
@@ -145,6 +145,33 @@ static void swarm(struct sim_faults *f, struct simrng *r, uint32_t nodes)
 	f->think_ns_mean = simrng_range(r, 0, 50) * SIM_MS;
 }
 
+/* Compaction and snapshot costs, for every profile: a small log tail, so
+ * that compaction runs all the time and a lagging or new node needs a
+ * snapshot. Drawn after the profile's draws, which stay as they were. */
+static void log_draws(struct sim_faults *f, struct simrng *r)
+{
+	bool short_tail = simrng_chance(r, 750000);
+	f->log_tail_entries = (uint32_t)(short_tail ? simrng_range(r, 8, 64)
+						    : simrng_range(r, 64, 512));
+	f->log_tail_bytes = simrng_range(r, 1, 64) * 1024;
+	f->snap_read_ns_mean = simrng_range(r, 20, 2000) * 1000;
+	if (f->crashes)
+		f->install_crash_ppm = (uint32_t)simrng_range(r, 0, 300000);
+}
+
+/* Membership changes under faults: no corruption (a refused node would
+ * count against a quorum the admin cannot see), installs often crashed. */
+static void member_draws(struct sim_faults *f, struct simrng *r)
+{
+	f->membership = true;
+	f->corruption = false;
+	f->admin_mean_ns = simrng_range(r, 50, 1000) * SIM_MS;
+	if (f->crashes) {
+		f->install_crash_ppm = (uint32_t)simrng_range(r, 100000, 500000);
+		f->change_crash_ppm = (uint32_t)simrng_range(r, 50000, 400000);
+	}
+}
+
 void sim_faults_draw(struct sim_faults *f, uint32_t profile, uint32_t nodes,
 		     uint64_t seed)
 {
@@ -171,10 +198,19 @@ void sim_faults_draw(struct sim_faults *f, uint32_t profile, uint32_t nodes,
 		disk_faults(f, &r, nodes);
 		f->slow_disk = true;
 		break;
+	case SIM_PROFILE_MEMBER:
+		net_faults(f, &r, false);
+		crash_faults(f, &r);
+		break;
 	default:
 		swarm(f, &r, nodes);
 		break;
 	}
+	log_draws(f, &r);
+	if (profile == SIM_PROFILE_MEMBER ||
+	    (profile == SIM_PROFILE_SWARM && !f->corruption &&
+	     simrng_chance(&r, 250000)))
+		member_draws(f, &r);
 	if (nodes < 2) {
 		f->partitions = false;
 		f->clogs = false;
@@ -186,7 +222,8 @@ void sim_faults_describe(const struct sim_faults *f, char *out, size_t cap)
 	snprintf(out, cap,
 		 "faults: partitions=%d clogs=%d drop=%u dup=%u reorder=%d tail=%u/%llums "
 		 "crashes=%d crash_soon=%u/%lluus torn=%d pauses=%d slow_disk=%d corruption=%d "
-		 "aligned_ticks=%d drift=%u nemesis=%llums keys=%u stale=%u giveup=%llums appends=%u%%",
+		 "aligned_ticks=%d drift=%u nemesis=%llums keys=%u stale=%u giveup=%llums appends=%u%% "
+		 "log_tail=%u/%lluKiB snap_read=%lluus install_crash=%u membership=%d admin=%llums",
 		 f->partitions, f->clogs, f->net.drop_ppm, f->net.dup_ppm,
 		 f->net.reorder, f->net.tail_ppm,
 		 (unsigned long long)(f->net.tail_max_ns / SIM_MS), f->crashes,
@@ -194,5 +231,9 @@ void sim_faults_describe(const struct sim_faults *f, char *out, size_t cap)
 		 f->torn, f->pauses, f->slow_disk, f->corruption, f->aligned_ticks,
 		 f->drift_ppm_max, (unsigned long long)(f->nemesis_mean_ns / SIM_MS),
 		 f->keys, f->stale_read_ppm,
-		 (unsigned long long)(f->giveup_ns / SIM_MS), f->append_pct);
+		 (unsigned long long)(f->giveup_ns / SIM_MS), f->append_pct,
+		 f->log_tail_entries, (unsigned long long)(f->log_tail_bytes / 1024),
+		 (unsigned long long)(f->snap_read_ns_mean / 1000),
+		 f->install_crash_ppm, f->membership,
+		 (unsigned long long)(f->admin_mean_ns / SIM_MS));
 }

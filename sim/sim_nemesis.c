@@ -55,7 +55,7 @@ static int leader_idx(struct sim *s)
 {
 	int best = -1;
 	uint64_t term = 0;
-	for (uint32_t i = 0; i < s->opts.nodes; i++) {
+	for (uint32_t i = 0; i < s->slots; i++) {
 		struct sim_node *n = &s->nodes[i];
 		if (n->state == NODE_UP && n->role == RAFT_LEADER && n->term >= term) {
 			best = (int)i;
@@ -67,8 +67,8 @@ static int leader_idx(struct sim *s)
 
 static void unblock_all(struct sim *s)
 {
-	for (uint32_t a = 0; a < s->opts.nodes; a++)
-		for (uint32_t b = 0; b < s->opts.nodes; b++)
+	for (uint32_t a = 0; a < s->slots; a++)
+		for (uint32_t b = 0; b < s->slots; b++)
 			if (a != b)
 				simnet_block(&s->net, a, b, false);
 }
@@ -79,12 +79,15 @@ static void cut(struct sim *s, uint32_t a, uint32_t b)
 	simnet_block(&s->net, b, a, true);
 }
 
-static void partition(struct sim *s)
+/* shape: 0 random halves, 1 isolate the leader, 2 one-way, 3 bridge,
+ * 4 ring; >= 5 draws one. */
+static void partition_shape(struct sim *s, uint32_t shape)
 {
-	uint32_t nn = s->opts.nodes;
+	uint32_t nn = s->slots;
 	struct simrng *r = &s->rng_faults;
 	unblock_all(s);
-	uint32_t shape = (uint32_t)simrng_below(r, 5);
+	if (shape >= 5)
+		shape = (uint32_t)simrng_below(r, 5);
 	const char *name = "halves";
 	if (shape == 0 || (shape >= 3 && nn < 3)) { /* random halves */
 		uint32_t side = 0;
@@ -134,6 +137,11 @@ static void partition(struct sim *s)
 	       simnet_blocked_count(&s->net), (unsigned long long)(d / SIM_MS));
 }
 
+static void partition(struct sim *s)
+{
+	partition_shape(s, 5);
+}
+
 static int pick_up_node(struct sim *s, bool prefer_leader)
 {
 	struct simrng *r = &s->rng_faults;
@@ -142,9 +150,9 @@ static int pick_up_node(struct sim *s, bool prefer_leader)
 		if (l >= 0)
 			return l;
 	}
-	uint32_t start = (uint32_t)simrng_below(r, s->opts.nodes);
-	for (uint32_t k = 0; k < s->opts.nodes; k++) {
-		uint32_t i = (start + k) % s->opts.nodes;
+	uint32_t start = (uint32_t)simrng_below(r, s->slots);
+	for (uint32_t k = 0; k < s->slots; k++) {
+		uint32_t i = (start + k) % s->slots;
 		if (s->nodes[i].state == NODE_UP)
 			return (int)i;
 	}
@@ -170,7 +178,7 @@ static void crash(struct sim *s, struct sim_node *n, bool torn)
 
 static void corrupt(struct sim *s)
 {
-	if (s->corrupted_nodes >= (s->opts.nodes - 1) / 2) /* F1 */
+	if (s->corrupted_nodes >= (s->slots - 1) / 2 || s->admin != NULL) /* F1 */
 		return;
 	int i = pick_up_node(s, false);
 	if (i < 0)
@@ -190,7 +198,7 @@ static void corrupt(struct sim *s)
 	n->corrupted = true;
 	s->corrupted_nodes++;
 	s->stats_corruptions++;
-	STRACE(s, "corrupt n%u log record %llu (of %llu..%llu)", n->idx + 1,
+	STRACE(s, "corrupt n%u log record %llu (of %llu..%llu)", (unsigned)n->id,
 	       (unsigned long long)index, (unsigned long long)first,
 	       (unsigned long long)last);
 	simtrace_event(&s->trace, sim_now(s), 210, n->idx, index, 0);
@@ -212,7 +220,7 @@ static bool enabled(const struct sim_faults *f, uint32_t a)
 static void act(struct sim *s, uint32_t a)
 {
 	struct simrng *r = &s->rng_faults;
-	uint32_t nn = s->opts.nodes;
+	uint32_t nn = s->slots;
 	switch (a) {
 	case ACT_PARTITION:
 		partition(s);
@@ -243,7 +251,7 @@ static void act(struct sim *s, uint32_t a)
 		n->paused_until_ns = sim_now(s) + duration(s);
 		sim_schedule(s, n->paused_until_ns, EV_UNPAUSE, n->idx, n->epoch, NULL);
 		s->stats_pauses++;
-		STRACE(s, "pause n%u until %llums", n->idx + 1,
+		STRACE(s, "pause n%u until %llums", (unsigned)n->id,
 		       (unsigned long long)(n->paused_until_ns / SIM_MS));
 		break;
 	}
@@ -256,7 +264,7 @@ static void act(struct sim *s, uint32_t a)
 		uint64_t gen = ++s->fault_gen[SLOT_SLOW_DISK];
 		sim_schedule(s, sim_now(s) + duration(s), EV_FAULT_END,
 			     SLOT_SLOW_DISK, gen, NULL);
-		STRACE(s, "slow disk n%u x%u", n->idx + 1, factor);
+		STRACE(s, "slow disk n%u x%u", (unsigned)n->id, factor);
 		break;
 	}
 	case ACT_CORRUPT:
@@ -312,11 +320,45 @@ void sim_nemesis_write_hook(struct sim *s, struct sim_node *n, uint32_t rate_div
 	sim_schedule(s, sim_now(s) + d, EV_CRASH, n->idx, n->epoch, NULL);
 }
 
+void sim_nemesis_install_hook(struct sim *s, struct sim_node *n, bool install)
+{
+	uint32_t ppm = s->faults.install_crash_ppm;
+	if (s->healed || s->quiet || ppm == 0)
+		return;
+	if (!install)
+		ppm /= 4; /* a chunk staged: between stages */
+	if (!simrng_chance(&s->rng_faults, ppm))
+		return;
+	/* Before the batch's sync, during it, or just after it. */
+	uint64_t sync = 2 * (s->faults.disk.sync_base_ns + s->faults.disk.sync_mean_ns);
+	uint64_t d = simrng_range(&s->rng_faults, 0, sync);
+	sim_schedule(s, sim_now(s) + d, EV_CRASH, n->idx, n->epoch, NULL);
+}
+
+void sim_nemesis_change_hook(struct sim *s, struct sim_node *n)
+{
+	uint32_t ppm = s->faults.change_crash_ppm;
+	if (s->healed || s->quiet || ppm == 0 || !simrng_chance(&s->rng_faults, ppm))
+		return;
+	if (s->faults.partitions && simrng_chance(&s->rng_faults, 500000)) {
+		/* Split the nodes that got the change from those that did not:
+		 * the other side may elect a leader that never saw it (M2). */
+		STRACE(s, "partition right after n%llu took a change",
+		       (unsigned long long)n->id);
+		partition_shape(s, simrng_chance(&s->rng_faults, 500000) ? 0 : 1);
+		return;
+	}
+	/* Mostly before the entry reaches a quorum: within a network hop. */
+	uint64_t hop = s->faults.net.lat_base_ns + s->faults.net.lat_mean_ns;
+	uint64_t d = simrng_range(&s->rng_faults, 0, 2 * hop);
+	sim_schedule(s, sim_now(s) + d, EV_CRASH, n->idx, n->epoch, NULL);
+}
+
 void sim_nemesis_crash_soon(struct sim *s, struct sim_node *n, uint64_t epoch)
 {
 	if (s->healed || epoch != n->epoch || n->state != NODE_UP)
 		return;
-	STRACE(s, "targeted crash of n%u (%s, term %llu)", n->idx + 1,
+	STRACE(s, "targeted crash of n%u (%s, term %llu)", (unsigned)n->id,
 	       raft_role_name(n->role), (unsigned long long)n->term);
 	bool torn = s->faults.torn && simrng_chance(&s->rng_faults, 500000);
 	/* Half the targeted crashes restart at once (a process supervisor),
@@ -345,7 +387,7 @@ static void soft_heal(struct sim *s)
 	simnet_heal(&s->net);
 	s->fault_gen[SLOT_PARTITION]++;
 	s->fault_gen[SLOT_SLOW_DISK]++;
-	for (uint32_t i = 0; i < s->opts.nodes; i++) {
+	for (uint32_t i = 0; i < s->slots; i++) {
 		struct sim_node *n = &s->nodes[i];
 		simdisk_set_slow(&n->disk, 1);
 		n->paused = false;
@@ -390,7 +432,7 @@ void sim_nemesis_heal(struct sim *s)
 	STRACE(s, "heal: all faults off; liveness bound %llus",
 	       (unsigned long long)(SIM_LIVENESS_NS / SIM_S));
 	simtrace_event(&s->trace, sim_now(s), 230, 0, 0, 0);
-	for (uint32_t i = 0; i < s->opts.nodes; i++) {
+	for (uint32_t i = 0; i < s->slots; i++) {
 		struct sim_node *n = &s->nodes[i];
 		simdisk_set_slow(&n->disk, 1);
 		n->paused = false;

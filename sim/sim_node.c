@@ -35,18 +35,16 @@
 
 static const struct keel_alloc sim_alloc = {0};
 
-static char *node_name(const struct sim_node *n, char buf[8])
+static char *node_name(const struct sim_node *n, char buf[24])
 {
-	buf[0] = 'n';
-	buf[1] = (char)('1' + n->idx);
-	buf[2] = 0;
+	snprintf(buf, 24, "n%llu", (unsigned long long)n->id);
 	return buf;
 }
 
 #define NTRACE(s, n, ...)                                               \
 	do {                                                            \
 		if ((s)->trace.f) {                                     \
-			char nb_[8];                                    \
+			char nb_[24];                                   \
 			simtrace_text(&(s)->trace, sim_now(s),          \
 				      node_name((n), nb_), __VA_ARGS__); \
 		}                                                       \
@@ -124,16 +122,18 @@ static struct sim_pkt *encode_msg(struct sim *s, struct sim_node *n,
 		len = codec_msg_encode(m, buf, need);
 	}
 	if (len < 0) {
-		sim_fail(s, "codec", "n%u cannot encode msg type %u: %s", n->idx + 1,
+		sim_fail(s, "codec", "n%u cannot encode msg type %u: %s", (unsigned)n->id,
 			 m->type, keel_err_name(len));
 		return NULL;
 	}
-	KEEL_ASSERT(m->to >= 1 && m->to <= s->opts.nodes);
-	return sim_pkt_new(n->idx, (uint32_t)(m->to - 1), PKT_PEER, buf,
-			   (uint32_t)len);
+	struct sim_node *to = sim_node_by_id(s, m->to);
+	if (to == NULL)
+		return NULL; /* a member without a running node (yet): lost */
+	return sim_pkt_new(n->idx, to->idx, PKT_PEER, buf, (uint32_t)len);
 }
 
 static bool job_hold(struct sim *s, struct sim_node *n, struct sim_pkt *pkt);
+static void drain(struct sim *s, struct sim_node *n);
 
 /* An answer; hold: it leaves with the next storage job (N3). */
 static void respond_to(struct sim *s, struct sim_node *n, uint32_t client_ep,
@@ -153,7 +153,7 @@ static void respond_to(struct sim *s, struct sim_node *n, uint32_t client_ep,
 	uint8_t *buf = sim_scratch(s, need);
 	int len = codec_response_encode(&r, buf, need);
 	if (len < 0) {
-		sim_fail(s, "codec", "n%u cannot encode a response: %s", n->idx + 1,
+		sim_fail(s, "codec", "n%u cannot encode a response: %s", (unsigned)n->id,
 			 keel_err_name(len));
 		return;
 	}
@@ -189,7 +189,7 @@ static bool job_hold(struct sim *s, struct sim_node *n, struct sim_pkt *pkt)
 	if (j->msg_count == SIM_JOB_HELD_MAX) {
 		free(pkt);
 		sim_fail(s, "sim_limit", "n%u: more than %u messages held by a job",
-			 n->idx + 1, SIM_JOB_HELD_MAX);
+			 (unsigned)n->id, SIM_JOB_HELD_MAX);
 		return false;
 	}
 	if (j->msg_count == j->msg_cap) {
@@ -228,7 +228,7 @@ static void job_submit(struct sim *s, struct sim_node *n)
 	}
 	if (n->syncs_in_flight >= SIM_SYNCS_MAX) { /* by construction: never */
 		sim_fail(s, "sim_limit", "n%u: more than %u syncs in flight",
-			 n->idx + 1, SIM_SYNCS_MAX);
+			 (unsigned)n->id, SIM_SYNCS_MAX);
 		return;
 	}
 	n->job = n->next;
@@ -240,7 +240,7 @@ static void job_submit(struct sim *s, struct sim_node *n)
 
 static int store_fail(struct sim *s, struct sim_node *n, const char *what, int rc)
 {
-	sim_fail(s, "store", "n%u: %s failed: %s", n->idx + 1, what,
+	sim_fail(s, "store", "n%u: %s failed: %s", (unsigned)n->id, what,
 		 keel_err_name(rc));
 	return rc;
 }
@@ -328,7 +328,7 @@ static void node_apply(struct sim *s, struct sim_node *n,
 {
 	if (es[0].index != n->applied + 1) {
 		sim_fail(s, "apply_gap", "n%u: applying %llu after %llu",
-			 n->idx + 1, (unsigned long long)es[0].index,
+			 (unsigned)n->id, (unsigned long long)es[0].index,
 			 (unsigned long long)n->applied);
 		return;
 	}
@@ -346,18 +346,23 @@ static void node_apply(struct sim *s, struct sim_node *n,
 	struct apply_ctx a = {s, n};
 	int rc = kv_apply(&n->kv, es, count, on_result, &a);
 	if (rc != 0) {
-		sim_fail(s, "apply", "n%u: kv_apply %llu..%llu: %s", n->idx + 1,
+		sim_fail(s, "apply", "n%u: kv_apply %llu..%llu: %s", (unsigned)n->id,
 			 (unsigned long long)es[0].index,
 			 (unsigned long long)es[count - 1].index,
 			 keel_err_name(rc));
 		return;
 	}
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
 		sim_check_applied(s, n, &es[i], simrng_mix(entry_hash(&es[i]) ^
 							   n->res_hash[i]));
+		if (es[i].type == ENTRY_CONFIG)
+			sim_cfg_committed(s, &es[i]);
+	}
 	n->applied = es[count - 1].index;
+	sim_check_state_at(s, n, n->applied, mem_store_digest(&n->ms));
 	/* The apply batch is durable once the next job's sync covers it. */
 	n->next.commit_id = mem_store_commit_id(&n->ms);
+	n->next.applied = n->applied;
 }
 
 /* ---- reads and writes from clients -------------------------------------- */
@@ -432,7 +437,7 @@ static bool flush_batch(struct sim *s, struct sim_node *n)
 	uint8_t *buf = sim_scratch(s, need);
 	int len = codec_batch_encode(n->batch, n->batch_count, buf, need);
 	if (len < 0) {
-		sim_fail(s, "codec", "n%u: batch encode: %s", n->idx + 1,
+		sim_fail(s, "codec", "n%u: batch encode: %s", (unsigned)n->id,
 			 keel_err_name(len));
 		return false;
 	}
@@ -450,7 +455,7 @@ static bool flush_batch(struct sim *s, struct sim_node *n)
 	else if (rc == KEEL_EBUSY || rc == KEEL_ESTATE)
 		fail_batch(s, n, CLIENT_BUSY);
 	else
-		sim_fail(s, "propose", "n%u: raft_propose: %s", n->idx + 1,
+		sim_fail(s, "propose", "n%u: raft_propose: %s", (unsigned)n->id,
 			 keel_err_name(rc));
 	return false;
 }
@@ -535,7 +540,7 @@ static void request_read(struct sim *s, struct sim_node *n, uint32_t ep,
 		return;
 	}
 	if (rc != 0) {
-		sim_fail(s, "read_index", "n%u: %s", n->idx + 1, keel_err_name(rc));
+		sim_fail(s, "read_index", "n%u: %s", (unsigned)n->id, keel_err_name(rc));
 		return;
 	}
 	struct sim_waiter *w = &n->waiters[n->waiter_count++];
@@ -556,7 +561,7 @@ static void on_request(struct sim *s, struct sim_node *n, struct sim_pkt *p,
 	struct codec_decoded d;
 	int rc = codec_request_decode(payload, plen, &sim_alloc, &r, &d);
 	if (rc != 0) {
-		sim_fail(s, "codec", "n%u: request decode: %s", n->idx + 1,
+		sim_fail(s, "codec", "n%u: request decode: %s", (unsigned)n->id,
 			 keel_err_name(rc));
 		return;
 	}
@@ -571,6 +576,336 @@ static void on_request(struct sim *s, struct sim_node *n, struct sim_pkt *p,
 	else
 		request_write(s, n, p->from, &r);
 	codec_decoded_free(&d);
+}
+
+/* ---- compaction --------------------------------------------------------- */
+
+/* The driver's half of compaction (core/raft.h): once the state machine
+ * durably holds more than the policy's tail, cut the store's log (its batch
+ * goes into the next job), then the core's. Returns whether it compacted. */
+static bool compact(struct sim *s, struct sim_node *n)
+{
+	if (n->installing) /* the store's snapshot point is already ahead */
+		return false;
+	uint64_t i = raft_compact_index(n->raft, n->durable_applied);
+	if (i == 0)
+		return false;
+	uint64_t term = 0;
+	struct membership m;
+	int rc = raft_state_at(n->raft, i, &term, &m);
+	if (rc != 0) {
+		sim_fail(s, "compact", "n%llu: raft_state_at(%llu): %s",
+			 (unsigned long long)n->id, (unsigned long long)i,
+			 keel_err_name(rc));
+		return false;
+	}
+	const struct store_ops *op = n->store.ops;
+	void *st = n->store.impl;
+	if ((rc = op->write_begin(st)) != 0)
+		return store_fail(s, n, "write_begin", rc), false;
+	if ((rc = op->log_compact(st, i, term, &m)) != 0) {
+		op->write_abort(st);
+		return store_fail(s, n, "log_compact", rc), false;
+	}
+	if ((rc = op->write_commit(st)) != 0)
+		return store_fail(s, n, "write_commit", rc), false;
+	n->next.commit_id = mem_store_commit_id(&n->ms);
+	if ((rc = raft_compact(n->raft, i)) != 0) {
+		sim_fail(s, "compact", "n%llu: raft_compact(%llu): %s",
+			 (unsigned long long)n->id, (unsigned long long)i,
+			 keel_err_name(rc));
+		return false;
+	}
+	n->compactions++;
+	s->stats_compactions++;
+	NTRACE(s, n, "compact through %llu (term %llu)", (unsigned long long)i,
+	       (unsigned long long)term);
+	return true;
+}
+
+/* ---- snapshots: leader side --------------------------------------------- */
+
+/* A stream idle this long yields the store to another follower's want. */
+#define SIM_SNAP_IDLE_NS (500 * SIM_MS)
+
+static void snap_close(struct sim_node *n)
+{
+	snap_reader_close(&n->snap.sr);
+	n->snap.to = KEEL_NODE_NONE;
+}
+
+static void snap_out_reset(struct sim_node *n)
+{
+	snap_close(n);
+	n->snap.q_count = 0;
+	n->snap.scheduled = false;
+}
+
+/* Queue a want; a newer want of the same follower replaces its older one. */
+static void snap_want(struct sim *s, struct sim_node *n,
+		      const struct raft_snapshot_want *w)
+{
+	struct sim_snap_out *o = &n->snap;
+	for (uint32_t i = 0; i < o->q_count; i++)
+		if (o->q[i].to == w->to) {
+			o->q[i] = *w;
+			return;
+		}
+	if (o->q_count == SIM_SNAP_WANTS_MAX) {
+		sim_fail(s, "sim_limit", "n%llu: more than %u snapshot wants queued",
+			 (unsigned long long)n->id, SIM_SNAP_WANTS_MAX);
+		return;
+	}
+	o->q[o->q_count++] = *w;
+}
+
+/* Produce the next chunk later: reading the snapshot costs disk time. */
+static void snap_kick(struct sim *s, struct sim_node *n)
+{
+	struct sim_snap_out *o = &n->snap;
+	if (o->q_count == 0 || o->scheduled || n->state != NODE_UP)
+		return;
+	uint64_t mean = s->faults.snap_read_ns_mean;
+	uint64_t d = mean ? simrng_exp(&s->rng_disk, mean, 20 * mean) : 0;
+	o->scheduled = true;
+	sim_schedule(s, sim_now(s) + d + 1, EV_SNAP, n->idx, n->epoch, NULL);
+}
+
+/* The index of a queued want that can be served now, or -1: the open
+ * stream's follower, anyone when no stream is open or it went idle. */
+static int snap_pick(struct sim *s, struct sim_node *n)
+{
+	struct sim_snap_out *o = &n->snap;
+	bool idle = sim_now(s) >= o->active_ns + SIM_SNAP_IDLE_NS;
+	for (uint32_t i = 0; i < o->q_count; i++)
+		if (!o->sr.open || o->to == o->q[i].to || idle)
+			return (int)i;
+	return -1;
+}
+
+/* Open a new stream for to at the store's applied index. */
+static int snap_open(struct sim *s, struct sim_node *n, keel_node_id to)
+{
+	struct sim_snap_out *o = &n->snap;
+	snap_close(n);
+	uint64_t last = 0;
+	int rc = snap_reader_open(&o->sr, &n->store, &sim_alloc, &last);
+	if (rc != 0)
+		return store_fail(s, n, "snap_reader_open", rc);
+	rc = raft_state_at(n->raft, last, &o->last_term, &o->membership);
+	if (rc != 0) {
+		snap_close(n);
+		sim_fail(s, "snapshot", "n%llu: raft_state_at(%llu) for a snapshot: %s",
+			 (unsigned long long)n->id, (unsigned long long)last,
+			 keel_err_name(rc));
+		return rc;
+	}
+	o->to = to;
+	NTRACE(s, n, "snapshot for n%llu through %llu (term %llu)",
+	       (unsigned long long)to, (unsigned long long)last,
+	       (unsigned long long)o->last_term);
+	return 0;
+}
+
+static void snap_serve(struct sim *s, struct sim_node *n,
+		       const struct raft_snapshot_want *w)
+{
+	struct sim_snap_out *o = &n->snap;
+	struct msg_snapshot m;
+	memset(&m, 0, sizeof(m));
+	int rc = KEEL_ERANGE;
+	if (w->last_index != 0 && o->sr.open && o->to == w->to &&
+	    w->last_index == o->sr.last_index) {
+		m.offset = w->offset;
+		rc = snap_reader_chunk(&o->sr, w->offset, &m.chunk, &m.chunk_bytes,
+				       &m.done);
+	}
+	if (rc == KEEL_ERANGE) { /* a new stream, from its start */
+		if (snap_open(s, n, w->to) != 0)
+			return;
+		m.offset = 0;
+		rc = snap_reader_chunk(&o->sr, 0, &m.chunk, &m.chunk_bytes, &m.done);
+	}
+	if (rc != 0) {
+		snap_close(n);
+		store_fail(s, n, "snap_reader_chunk", rc);
+		return;
+	}
+	m.last_index = o->sr.last_index;
+	m.last_term = o->last_term;
+	m.membership = o->membership;
+	rc = raft_snapshot_send(n->raft, w->to, &m);
+	if (rc == KEEL_ESTATE) { /* the follower moved on */
+		snap_close(n);
+		return;
+	}
+	if (rc == KEEL_ENOTLEADER) {
+		snap_out_reset(n);
+		return;
+	}
+	if (rc != 0) {
+		sim_fail(s, "snapshot", "n%llu: raft_snapshot_send to n%llu (%llu@%llu): %s",
+			 (unsigned long long)n->id, (unsigned long long)w->to,
+			 (unsigned long long)m.last_index,
+			 (unsigned long long)m.offset, keel_err_name(rc));
+		return;
+	}
+	o->active_ns = sim_now(s);
+	if (m.done)
+		NTRACE(s, n, "snapshot for n%llu: last chunk at %llu",
+		       (unsigned long long)w->to, (unsigned long long)m.offset);
+}
+
+void sim_node_snap(struct sim *s, struct sim_node *n, uint64_t epoch)
+{
+	if (epoch != n->epoch || n->state != NODE_UP || !n->snap.scheduled)
+		return;
+	struct sim_snap_out *o = &n->snap;
+	o->scheduled = false;
+	int i = snap_pick(s, n);
+	if (i < 0) { /* come back when the open stream may be preempted */
+		o->scheduled = true;
+		sim_schedule(s, o->active_ns + SIM_SNAP_IDLE_NS, EV_SNAP, n->idx,
+			     n->epoch, NULL);
+		return;
+	}
+	struct raft_snapshot_want w = o->q[i];
+	o->q[i] = o->q[--o->q_count];
+	simpanic_set(s->opts.seed, n->id);
+	snap_serve(s, n, &w);
+	drain(s, n);
+}
+
+/* ---- snapshots: follower side ------------------------------------------- */
+
+/* Staging and install writes are synced by the node's storage jobs (the
+ * simulated disk), not inside core/snapshot.c: the same store with a sync
+ * that leaves the batches to the job, so crashes can hit the window
+ * between the install batch and its sync. */
+static int deferred_sync(void *impl)
+{
+	(void)impl;
+	return 0;
+}
+
+static void deferred_store(struct sim_node *n, struct store *out,
+			   struct store_ops *ops)
+{
+	*ops = *n->store.ops;
+	ops->sync = deferred_sync;
+	out->ops = ops;
+	out->impl = n->store.impl;
+}
+
+static int stage_chunk(struct sim *s, struct sim_node *n,
+		       const struct raft_snapshot_chunk *c)
+{
+	struct store st;
+	struct store_ops ops;
+	deferred_store(n, &st, &ops);
+	int rc = snap_stage_chunk(&st, c);
+	if (rc == KEEL_EMALFORMED) {
+		NTRACE(s, n, "snapshot chunk %llu@%llu malformed: install failed",
+		       (unsigned long long)c->last_index, (unsigned long long)c->offset);
+		n->snap_failed = true;
+		return 0;
+	}
+	if (rc != 0)
+		return store_fail(s, n, "snap_stage_chunk", rc);
+	n->next.commit_id = mem_store_commit_id(&n->ms);
+	sim_nemesis_install_hook(s, n, false);
+	if (!c->done)
+		return 0;
+	if ((rc = snap_install(&st, c)) != 0)
+		return store_fail(s, n, "snap_install", rc);
+	n->next.commit_id = mem_store_commit_id(&n->ms);
+	n->next.installed = c->last_index;
+	n->install = *c;
+	n->install.chunk = NULL;
+	n->install.chunk_bytes = 0;
+	n->installing = true;
+	NTRACE(s, n, "install snapshot through %llu (term %llu): waits for its sync",
+	       (unsigned long long)c->last_index, (unsigned long long)c->last_term);
+	sim_nemesis_install_hook(s, n, true);
+	return 0;
+}
+
+/* The install batch is durable: the state machine jumped to index. */
+static void install_done(struct sim *s, struct sim_node *n, uint64_t index)
+{
+	KEEL_ASSERT(n->installing);
+	KEEL_ASSERT(n->install.last_index == index);
+	n->installing = false;
+	int rc = raft_snapshot_installed(n->raft, index);
+	if (rc != 0) {
+		sim_fail(s, "snapshot", "n%llu: raft_snapshot_installed(%llu): %s",
+			 (unsigned long long)n->id, (unsigned long long)index,
+			 keel_err_name(rc));
+		return;
+	}
+	n->applied = index;
+	if (index > n->durable_applied)
+		n->durable_applied = index;
+	n->installs++;
+	s->stats_installs++;
+	NTRACE(s, n, "installed snapshot through %llu", (unsigned long long)index);
+	sim_check_installed(s, n, index, mem_store_digest(&n->ms));
+}
+
+/* ---- membership --------------------------------------------------------- */
+
+struct sim_node *sim_node_by_id(struct sim *s, keel_node_id id)
+{
+	if (id == KEEL_NODE_NONE)
+		return NULL;
+	for (uint32_t i = 0; i < s->slots; i++)
+		if (s->nodes[i].id == id)
+			return &s->nodes[i];
+	return NULL;
+}
+
+uint32_t sim_voter_count(const struct membership *m)
+{
+	uint32_t v = 0;
+	for (uint32_t i = 0; i < m->member_count; i++)
+		v += m->members[i].role == MEMBER_VOTER;
+	return v;
+}
+
+bool sim_is_voter(const struct membership *m, keel_node_id id)
+{
+	for (uint32_t i = 0; i < m->member_count; i++)
+		if (m->members[i].id == id)
+			return m->members[i].role == MEMBER_VOTER;
+	return false;
+}
+
+bool sim_is_member(const struct membership *m, keel_node_id id)
+{
+	for (uint32_t i = 0; i < m->member_count; i++)
+		if (m->members[i].id == id)
+			return true;
+	return false;
+}
+
+void sim_cfg_committed(struct sim *s, const struct entry *e)
+{
+	if (e->index <= s->cfg_index)
+		return;
+	struct membership m;
+	int rc = codec_membership_decode(e->data, e->data_bytes, &m);
+	if (rc != 0) {
+		sim_fail(s, "codec", "committed config entry %llu: %s",
+			 (unsigned long long)e->index, keel_err_name(rc));
+		return;
+	}
+	s->cfg = m;
+	s->cfg_index = e->index;
+	if (s->trace.f)
+		simtrace_text(&s->trace, sim_now(s), "sim",
+			      "config %llu committed: %u members, %u voters",
+			      (unsigned long long)e->index, m.member_count,
+			      sim_voter_count(&m));
 }
 
 /* ---- the driver loop ---------------------------------------------------- */
@@ -592,11 +927,15 @@ static void on_soft(struct sim *s, struct sim_node *n,
 		raft_status(n->raft, &st);
 		n->lead_commit = st.commit;
 		n->cut_ticks = 0;
+		n->removed_ticks = 0;
 		sim_nemesis_leader_hook(s, n);
+		if (s->admin != NULL)
+			sim_admin_leader_hook(s, n);
 	}
 	if (was_leader && rd->role != RAFT_LEADER) {
 		fail_batch(s, n, CLIENT_NOT_LEADER);
 		fail_waiters(s, n);
+		snap_out_reset(n);
 	}
 }
 
@@ -651,12 +990,17 @@ static void handle_ready(struct sim *s, struct sim_node *n,
 			p->ack_term = rd->entries[rd->entry_count - 1].term;
 		}
 	}
+	if (rd->has_snapshot_chunk && stage_chunk(s, n, &rd->snapshot_chunk) != 0)
+		return;
 	for (size_t i = 0; i < rd->msg_count; i++) {
 		if (!rd->msgs[i].after_persist)
 			continue;
 		struct sim_pkt *pkt = encode_msg(s, n, &rd->msgs[i].msg);
-		if (pkt == NULL)
-			return;
+		if (pkt == NULL) {
+			if (s->fail_reason != NULL)
+				return;
+			continue; /* to a member with no running node */
+		}
 		if (!job_pending(n)) {
 			sim_pkt_send(s, pkt); /* nothing of its ready to persist */
 			continue;
@@ -667,11 +1011,13 @@ static void handle_ready(struct sim *s, struct sim_node *n,
 	if (rd->committed_count > 0)
 		node_apply(s, n, rd->committed, rd->committed_count);
 	on_reads(s, n, rd);
+	for (size_t i = 0; i < rd->snapshot_want_count; i++)
+		snap_want(s, n, &rd->snapshot_wants[i]);
 }
 
 static void drain(struct sim *s, struct sim_node *n)
 {
-	simpanic_set(s->opts.seed, n->idx + 1);
+	simpanic_set(s->opts.seed, n->id);
 	for (uint32_t loops = 0;; loops++) {
 		KEEL_ASSERT(loops < SIM_READY_LOOPS_MAX);
 		if (n->state != NODE_UP || s->fail_reason != NULL)
@@ -683,11 +1029,25 @@ static void drain(struct sim *s, struct sim_node *n)
 			raft_advance(n->raft, &rd);
 			continue;
 		}
+		if (n->snap_failed) { /* inputs wait for raft_advance() */
+			n->snap_failed = false;
+			raft_snapshot_failed(n->raft);
+			continue;
+		}
+		if (compact(s, n))
+			continue;
 		if (!flush_batch(s, n))
 			break;
 	}
 	serve_reads(s, n);
 	job_submit(s, n);
+	snap_kick(s, n);
+}
+
+void sim_node_poke(struct sim *s, struct sim_node *n)
+{
+	if (n->state == NODE_UP)
+		drain(s, n);
 }
 
 void sim_node_disk_done(struct sim *s, struct sim_node *n, uint64_t epoch)
@@ -706,9 +1066,14 @@ void sim_node_disk_done(struct sim *s, struct sim_node *n, uint64_t epoch)
 	}
 	bool has_ack = done.has_ack;
 	uint64_t ack_index = done.ack_index, ack_term = done.ack_term;
+	uint64_t installed = done.installed;
+	if (done.applied > n->durable_applied)
+		n->durable_applied = done.applied;
 	job_release(s, &done);
 	if (has_ack)
 		raft_persisted(n->raft, ack_index, ack_term);
+	if (installed != 0)
+		install_done(s, n, installed);
 	drain(s, n);
 }
 
@@ -763,7 +1128,7 @@ void sim_node_receive(struct sim *s, struct sim_node *n, struct sim_pkt *p)
 	const uint8_t *payload = NULL;
 	int rc = codec_frame_decode(p->data, p->bytes, &type, &payload, &plen);
 	if (rc != 0) {
-		sim_fail(s, "codec", "n%u: frame decode: %s", n->idx + 1,
+		sim_fail(s, "codec", "n%u: frame decode: %s", (unsigned)n->id,
 			 keel_err_name(rc));
 		return;
 	}
@@ -774,24 +1139,29 @@ void sim_node_receive(struct sim *s, struct sim_node *n, struct sim_pkt *p)
 		struct codec_decoded d;
 		rc = codec_msg_decode(payload, plen, &sim_alloc, &m, &d);
 		if (rc != 0) {
-			sim_fail(s, "codec", "n%u: msg decode: %s", n->idx + 1,
+			sim_fail(s, "codec", "n%u: msg decode: %s", (unsigned)n->id,
 				 keel_err_name(rc));
 			return;
 		}
-		simpanic_set(s->opts.seed, n->idx + 1);
+		simpanic_set(s->opts.seed, n->id);
+		if (m.to != n->id) { /* for this slot's previous node */
+			codec_decoded_free(&d);
+			return;
+		}
 		if (s->trace.f)
 			trace_msg(s, n, &m);
-		if (m.type == MSG_APPEND_RESP && m.from >= 1 && m.from <= s->opts.nodes)
-			n->heard_ns[m.from - 1] = sim_now(s);
+		struct sim_node *from = sim_node_by_id(s, m.from);
+		if (m.type == MSG_APPEND_RESP && from != NULL)
+			n->heard_ns[from->idx] = sim_now(s);
 		rc = raft_step(n->raft, &m);
 		codec_decoded_free(&d);
 		if (rc != 0) {
-			sim_fail(s, "step", "n%u: raft_step: %s", n->idx + 1,
+			sim_fail(s, "step", "n%u: raft_step: %s", (unsigned)n->id,
 				 keel_err_name(rc));
 			return;
 		}
 	} else {
-		sim_fail(s, "codec", "n%u: unexpected frame type %u", n->idx + 1,
+		sim_fail(s, "codec", "n%u: unexpected frame type %u", (unsigned)n->id,
 			 type);
 		return;
 	}
@@ -813,6 +1183,9 @@ void sim_node_crash(struct sim *s, struct sim_node *n, bool torn)
 	persist_clear(n);
 	n->waiter_count = 0; /* their clients time out */
 	n->batch_count = 0;
+	snap_out_reset(n);
+	n->snap_failed = false;
+	n->installing = false;
 	raft_close(n->raft);
 	n->raft_live = false;
 	mem_store_crash(&n->ms, tear);
@@ -916,6 +1289,23 @@ static int drop_torn(struct sim *s, struct sim_node *n, struct store_meta *meta,
 	return 0;
 }
 
+/* Whatever an install staged before the crash is garbage (core/store.h);
+ * the clear is synced by the node's first storage job. */
+static int clear_staged(struct sim *s, struct sim_node *n)
+{
+	const struct store_ops *op = n->store.ops;
+	void *st = n->store.impl;
+	int rc = op->write_begin(st);
+	if (rc == 0 && (rc = op->stage_clear(st)) != 0)
+		op->write_abort(st);
+	else if (rc == 0)
+		rc = op->write_commit(st);
+	if (rc != 0)
+		return store_fail(s, n, "stage_clear", rc);
+	n->next.commit_id = mem_store_commit_id(&n->ms);
+	return 0;
+}
+
 static void boot_pristine(struct sim *s, struct sim_node *n,
 			  const struct raft_options *o)
 {
@@ -923,21 +1313,23 @@ static void boot_pristine(struct sim *s, struct sim_node *n,
 	memset(&rs, 0, sizeof(rs));
 	int rc = raft_init(n->raft, o, &rs);
 	if (rc != 0) {
-		sim_fail(s, "restore", "n%u: raft_init: %s", n->idx + 1,
+		sim_fail(s, "restore", "n%u: raft_init: %s", (unsigned)n->id,
 			 keel_err_name(rc));
 		return;
 	}
 	n->raft_live = true;
 	const struct store_ops *op = n->store.ops;
 	if ((rc = op->write_begin(n->store.impl)) != 0 ||
-	    (rc = op->set_ids(n->store.impl, SIM_CLUSTER_ID, n->idx + 1)) != 0 ||
+	    (rc = op->set_ids(n->store.impl, SIM_CLUSTER_ID, n->id)) != 0 ||
 	    (rc = op->write_commit(n->store.impl)) != 0) {
 		store_fail(s, n, "set_ids", rc);
 		return;
 	}
+	if (n->gen > 0)
+		return; /* a joiner: waits for the leader (like keel --join) */
 	rc = raft_bootstrap(n->raft, &s->membership);
 	if (rc != 0)
-		sim_fail(s, "restore", "n%u: raft_bootstrap: %s", n->idx + 1,
+		sim_fail(s, "restore", "n%u: raft_bootstrap: %s", (unsigned)n->id,
 			 keel_err_name(rc));
 }
 
@@ -948,12 +1340,16 @@ static void boot_restore(struct sim *s, struct sim_node *n,
 	int rc = load_log(s, n, &log);
 	if (rc != 0) {
 		if (rc < 0)
-			sim_fail(s, "store", "n%u: loading the log: %s", n->idx + 1,
+			sim_fail(s, "store", "n%u: loading the log: %s", (unsigned)n->id,
 				 keel_err_name(rc));
 		loaded_free(&log);
 		return;
 	}
 	if (log.torn_index != 0 && drop_torn(s, n, meta, log.torn_index) != 0) {
+		loaded_free(&log);
+		return;
+	}
+	if (clear_staged(s, n) != 0) {
 		loaded_free(&log);
 		return;
 	}
@@ -970,11 +1366,12 @@ static void boot_restore(struct sim *s, struct sim_node *n,
 	loaded_free(&log);
 	if (rc != 0) {
 		sim_fail(s, "restore", "n%u: raft_init from the store: %s",
-			 n->idx + 1, keel_err_name(rc));
+			 (unsigned)n->id, keel_err_name(rc));
 		return;
 	}
 	n->raft_live = true;
 	n->applied = meta->applied_index;
+	n->durable_applied = meta->applied_index; /* after a crash all is durable */
 }
 
 void sim_node_start(struct sim *s, struct sim_node *n)
@@ -987,11 +1384,17 @@ void sim_node_start(struct sim *s, struct sim_node *n)
 		return;
 	}
 	struct raft_options o;
-	raft_options_default(&o, n->idx + 1, simrng_mix(n->raft_seed + n->restarts));
+	raft_options_default(&o, n->id, simrng_mix(n->raft_seed + n->restarts));
 	o.election_ticks = SIM_ELECTION_TICKS;
 	o.heartbeat_ticks = SIM_HEARTBEAT_TICKS;
-	simpanic_set(s->opts.seed, n->idx + 1);
+	o.log_tail_entries = s->faults.log_tail_entries;
+	o.log_tail_bytes = s->faults.log_tail_bytes;
+	simpanic_set(s->opts.seed, n->id);
 	n->applied = 0;
+	n->durable_applied = 0;
+	n->installing = false;
+	n->snap_failed = false;
+	n->removed_ticks = 0;
 	n->role = RAFT_FOLLOWER;
 	n->term = 0;
 	n->commit_checked = 0;
@@ -1016,4 +1419,40 @@ void sim_node_start(struct sim *s, struct sim_node *n)
 				 : simrng_range(&s->rng_faults, 1, n->tick_ns);
 	sim_schedule(s, sim_now(s) + phase, EV_TICK, n->idx, n->epoch, NULL);
 	drain(s, n);
+}
+
+void sim_node_stop(struct sim *s, struct sim_node *n)
+{
+	NTRACE(s, n, "stopped: removed from the cluster");
+	simtrace_event(&s->trace, sim_now(s), 203, n->idx, n->id, 0);
+	if (n->state == NODE_UP)
+		sim_node_crash(s, n, false);
+	if (n->state == NODE_FAILED && s->failed_nodes > 0)
+		s->failed_nodes--;
+	n->epoch++; /* a pending restart never comes */
+	n->state = NODE_OFF;
+}
+
+void sim_node_join(struct sim *s, struct sim_node *n, keel_node_id id)
+{
+	KEEL_ASSERT(n->state == NODE_OFF);
+	KEEL_ASSERT(sim_node_by_id(s, id) == NULL);
+	mem_store_close(&n->ms);
+	int rc = mem_store_init(&n->ms);
+	if (rc != 0) {
+		sim_fail(s, "sim_limit", "slot %u: mem_store_init: %s", n->idx,
+			 keel_err_name(rc));
+		return;
+	}
+	mem_store_bind(&n->ms, &n->store);
+	n->id = id;
+	n->gen++;
+	n->corrupted = false;
+	n->paused = false;
+	memset(n->heard_ns, 0, sizeof(n->heard_ns));
+	for (uint32_t i = 0; i < s->slots; i++)
+		s->nodes[i].heard_ns[n->idx] = 0;
+	n->state = NODE_DOWN;
+	NTRACE(s, n, "joins in slot %u (a new, empty node)", n->idx);
+	sim_node_start(s, n);
 }

@@ -111,7 +111,12 @@ static int setup(struct sim *s, const struct sim_opts *o)
 		return rc;
 	if ((rc = sim_checks_init(&s->chk)) != 0)
 		return rc;
-	simnet_init(&s->net, &s->faults.net, o->nodes, o->nodes + o->clients + 1,
+	/* With membership changes, spare slots host joiners (and reused
+	 * slots new nodes): every node count gets some. */
+	s->slots = o->nodes;
+	if (s->faults.membership)
+		s->slots = o->nodes + 2 < SIM_NODES_MAX ? o->nodes + 2 : SIM_NODES_MAX;
+	simnet_init(&s->net, &s->faults.net, s->slots, s->slots + o->clients + 1,
 		    o->seed);
 	simrng_init(&s->rng_disk, o->seed, SIMRNG_DISK);
 	simrng_init(&s->rng_faults, o->seed, SIMRNG_FAULTS);
@@ -125,17 +130,20 @@ static int setup(struct sim *s, const struct sim_opts *o)
 	}
 	simpanic_set(o->seed, 0);
 	if (s->trace.f) {
-		char desc[512];
+		char desc[768];
 		sim_faults_describe(&s->faults, desc, sizeof(desc));
 		simtrace_text(&s->trace, 0, "sim", "seed %llu nodes %u ops %u profile %s",
 			      (unsigned long long)o->seed, o->nodes, o->ops,
 			      sim_profile_name(o->profile));
 		simtrace_text(&s->trace, 0, "sim", "%s", desc);
 	}
-	for (uint32_t i = 0; i < o->nodes; i++) {
+	for (uint32_t i = 0; i < s->slots; i++) {
 		struct sim_node *n = &s->nodes[i];
 		if ((rc = sim_node_init(s, n, i)) != 0)
 			return rc;
+		n->id = i < o->nodes ? i + 1 : KEEL_NODE_NONE;
+		if (i >= o->nodes)
+			n->state = NODE_OFF;
 		n->raft_seed = simrng_next(&jitter);
 		uint32_t dmax = s->faults.drift_ppm_max;
 		int64_t drift = dmax ? (int64_t)simrng_range(&jitter, 0, 2 * dmax) - dmax : 0;
@@ -144,6 +152,10 @@ static int setup(struct sim *s, const struct sim_opts *o)
 	}
 	for (uint32_t i = 0; i < o->nodes && s->fail_reason == NULL; i++)
 		sim_node_start(s, &s->nodes[i]);
+	s->cfg = s->membership;
+	s->cfg_index = 1;
+	if (s->faults.membership && (rc = sim_admin_init(s)) != 0)
+		return rc;
 	sim_clients_init(s);
 	sim_schedule(s, simrng_range(&s->rng_faults, 1, s->faults.nemesis_mean_ns),
 		     EV_STORM, 0, 0, NULL);
@@ -156,8 +168,9 @@ static void teardown(struct sim *s)
 	while (simq_pop(&s->q, &ev) == 0)
 		free(ev.ptr); /* R4 */
 	simq_free(&s->q);
-	for (uint32_t i = 0; i < s->opts.nodes; i++)
+	for (uint32_t i = 0; i < s->slots; i++)
 		sim_node_free(&s->nodes[i]);
+	sim_admin_free(s);
 	sim_checks_free(&s->chk);
 	simtrace_free(&s->trace);
 	sim_ops_free(s);
@@ -178,8 +191,8 @@ static bool defer_if_paused(struct sim *s, struct sim_node *n,
 static void deliver(struct sim *s, const struct sim_event *ev)
 {
 	struct sim_pkt *p = ev->ptr;
-	if (p->to >= s->opts.nodes) {
-		sim_client_receive(s, &s->clients[p->to - s->opts.nodes], p);
+	if (p->to >= s->slots) {
+		sim_client_receive(s, &s->clients[p->to - s->slots], p);
 		free(p);
 		return;
 	}
@@ -197,7 +210,7 @@ static void deliver(struct sim *s, const struct sim_event *ev)
 /* Handle one event; returns the node it touched, or -1. */
 static int dispatch(struct sim *s, const struct sim_event *ev)
 {
-	struct sim_node *n = ev->who < s->opts.nodes ? &s->nodes[ev->who] : NULL;
+	struct sim_node *n = ev->who < s->slots ? &s->nodes[ev->who] : NULL;
 	switch (ev->kind) {
 	case EV_TICK:
 		if (defer_if_paused(s, n, ev))
@@ -211,7 +224,7 @@ static int dispatch(struct sim *s, const struct sim_event *ev)
 		return (int)ev->who;
 	case EV_DELIVER: {
 		const struct sim_pkt *p = ev->ptr;
-		int to = p->to < s->opts.nodes ? (int)p->to : -1;
+		int to = p->to < s->slots ? (int)p->to : -1;
 		deliver(s, ev);
 		return to;
 	}
@@ -252,6 +265,13 @@ static int dispatch(struct sim *s, const struct sim_event *ev)
 	case EV_CRASH:
 		sim_nemesis_crash_soon(s, n, ev->arg);
 		return -1;
+	case EV_SNAP:
+		if (ev->arg == n->epoch && defer_if_paused(s, n, ev))
+			return -1;
+		sim_node_snap(s, n, ev->arg);
+		return n->state == NODE_UP ? (int)ev->who : -1;
+	case EV_ADMIN:
+		return sim_admin_act(s, ev->who, ev->arg);
 	default:
 		KEEL_UNREACHABLE();
 	}
@@ -316,7 +336,7 @@ static void loop(struct sim *s)
 			       ev.kind == EV_DELIVER ? ((struct sim_pkt *)ev.ptr)->bytes : 0);
 		int touched = dispatch(s, &ev);
 		if (touched >= 0 && s->fail_reason == NULL) {
-			simpanic_set(s->opts.seed, (uint64_t)touched + 1);
+			simpanic_set(s->opts.seed, s->nodes[touched].id);
 			sim_check_node(s, &s->nodes[touched]); /* R2 */
 		}
 		if (++s->chk.events_since_full >= SIM_FULL_CHECK_EVENTS &&
@@ -351,17 +371,24 @@ int sim_run(const struct sim_opts *o, struct sim_result *res)
 	res->virtual_ns = sim_now(s);
 	res->events = s->events;
 	res->trace_hash = simtrace_hash(&s->trace);
+	res->compactions = s->stats_compactions;
+	res->installs = s->stats_installs;
+	res->changes = s->stats_changes;
 	if (s->trace.f)
 		simtrace_text(&s->trace, sim_now(s), "sim",
 			      "end: %s%s%s; %llu events, %llu crashes, %llu partitions, "
-			      "%llu pauses, %llu corruptions, %llu records refused",
+			      "%llu pauses, %llu corruptions, %llu records refused, "
+			      "%llu compactions, %llu snapshot installs, %llu membership changes",
 			      res->pass ? "pass" : "FAIL ", res->pass ? "" : res->reason,
 			      "", (unsigned long long)s->events,
 			      (unsigned long long)s->stats_crashes,
 			      (unsigned long long)s->stats_partitions,
 			      (unsigned long long)s->stats_pauses,
 			      (unsigned long long)s->stats_corruptions,
-			      (unsigned long long)s->stats_refused);
+			      (unsigned long long)s->stats_refused,
+			      (unsigned long long)s->stats_compactions,
+			      (unsigned long long)s->stats_installs,
+			      (unsigned long long)s->stats_changes);
 	teardown(s);
 	free(s);
 	return rc;

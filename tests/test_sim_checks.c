@@ -16,6 +16,7 @@ static struct sim *fresh(void)
 		abort();
 	sim_checks_init(&s->chk);
 	s->opts.nodes = 3;
+	s->slots = 3;
 	return s;
 }
 
@@ -61,6 +62,47 @@ TEST(sim_acked_write_replaced_is_ack_lost)
 	sim_check_applied(s, &b, &other, 555);
 	ASSERT_TRUE(s->fail_reason != NULL);
 	ASSERT_STR_EQ(s->fail_reason, "ack_lost");
+	done(s);
+}
+
+TEST(sim_state_after_apply_must_agree)
+{
+	struct sim *s = fresh();
+	struct sim_node a = {.idx = 0, .id = 1}, b = {.idx = 1, .id = 2};
+	sim_check_state_at(s, &a, 7, 100);
+	sim_check_state_at(s, &b, 7, 100);
+	ASSERT_TRUE(s->fail_reason == NULL);
+	sim_check_state_at(s, &b, 8, 200); /* another index: no relation */
+	ASSERT_TRUE(s->fail_reason == NULL);
+	sim_check_state_at(s, &a, 8, 201);
+	ASSERT_TRUE(s->fail_reason != NULL);
+	ASSERT_STR_EQ(s->fail_reason, "state_diverged");
+	done(s);
+}
+
+TEST(sim_snapshot_install_matches_applied_state)
+{
+	struct sim *s = fresh();
+	struct sim_node a = {.idx = 0, .id = 1}, b = {.idx = 1, .id = 2};
+	sim_check_state_at(s, &a, 9, 55);
+	sim_check_installed(s, &b, 9, 55);
+	ASSERT_TRUE(s->fail_reason == NULL);
+	ASSERT_U64_EQ(s->chk.applied_max, 9);
+	sim_check_installed(s, &b, 12, 70); /* nobody applied 12 yet: recorded */
+	ASSERT_TRUE(s->fail_reason == NULL);
+	sim_check_state_at(s, &a, 12, 70);
+	ASSERT_TRUE(s->fail_reason == NULL);
+	done(s);
+}
+
+TEST(sim_snapshot_install_divergence_is_caught)
+{
+	struct sim *s = fresh();
+	struct sim_node a = {.idx = 0, .id = 1}, b = {.idx = 1, .id = 2};
+	sim_check_state_at(s, &a, 9, 55);
+	sim_check_installed(s, &b, 9, 56);
+	ASSERT_TRUE(s->fail_reason != NULL);
+	ASSERT_STR_EQ(s->fail_reason, "snapshot_diverged");
 	done(s);
 }
 
@@ -166,6 +208,42 @@ TEST(sim_profiles_parse_and_name)
 	ASSERT_EQ(p, SIM_PROFILE_SWARM);
 	ASSERT_STR_EQ(sim_profile_name(SIM_PROFILE_DISK), "disk");
 	ASSERT_NE(sim_profile_parse("Swarm", &p), 0);
+}
+
+TEST(sim_member_profile_draws)
+{
+	struct sim_faults f;
+	uint32_t p = 0, swarm_members = 0;
+	ASSERT_EQ(sim_profile_parse("member", &p), 0);
+	ASSERT_EQ(p, SIM_PROFILE_MEMBER);
+	for (uint64_t seed = 0; seed < 64; seed++) {
+		sim_faults_draw(&f, SIM_PROFILE_MEMBER, 3, seed);
+		ASSERT_TRUE(f.membership);
+		ASSERT_FALSE(f.corruption);
+		ASSERT_TRUE(f.crashes && f.partitions);
+		ASSERT_GE(f.install_crash_ppm, 100000);
+		ASSERT_GE(f.log_tail_entries, 8);
+		ASSERT_LE(f.log_tail_entries, 512);
+		sim_faults_draw(&f, SIM_PROFILE_SWARM, 5, seed);
+		swarm_members += f.membership;
+		if (f.membership)
+			ASSERT_FALSE(f.corruption);
+	}
+	ASSERT_TRUE(swarm_members > 2 && swarm_members < 40);
+}
+
+/* A member run changes the membership, compacts and installs snapshots
+ * (new learners start empty after the log was compacted), and passes. */
+TEST(sim_member_run_changes_membership)
+{
+	struct sim_opts o = {.seed = 5, .nodes = 3, .ops = 300, .clients = 3,
+			     .profile = SIM_PROFILE_MEMBER, .check_timeout_ms = 10000};
+	struct sim_result r;
+	ASSERT_EQ(sim_run(&o, &r), 0);
+	ASSERT_TRUE(r.pass);
+	ASSERT_GE(r.changes, 2);
+	ASSERT_GE(r.compactions, 1);
+	ASSERT_GE(r.installs, 1);
 }
 
 TEST(sim_swarm_draws_differ_across_seeds)
