@@ -786,3 +786,90 @@ TEST(crash_anywhere_in_a_stream_or_install_leaves_old_or_new)
 	stream_free(&rec);
 	reset();
 }
+
+/* ---- the reader's failures ---------------------------------------------------- */
+
+static void *no_memory(void *ctx, void *ptr, size_t bytes)
+{
+	(void)ctx;
+	(void)ptr;
+	(void)bytes;
+	return NULL;
+}
+
+/* A store whose snapshot yields `good` items, then `bad` (an item that
+ * breaks the rules, or an error code). */
+struct bad_store {
+	int good;
+	int at;
+	bool bad_item; /* else KEEL_ECORRUPT */
+	bool open;
+};
+
+static struct bad_store bs;
+
+static int b_begin(void *i, struct store_meta *m)
+{
+	(void)i;
+	memset(m, 0, sizeof(*m));
+	m->applied_index = 12;
+	bs.open = true;
+	bs.at = 0;
+	return 0;
+}
+
+static int b_next(void *i, struct store_item *it)
+{
+	(void)i;
+	memset(it, 0, sizeof(*it));
+	it->kind = STORE_ITEM_KV;
+	it->key = big_val;
+	it->key_bytes = 600;
+	it->val = big_val;
+	it->val_bytes = 60000; /* about one per chunk */
+	if (bs.at++ < bs.good)
+		return 1;
+	if (!bs.bad_item)
+		return KEEL_ECORRUPT;
+	it->val_bytes = KEEL_VALUE_BYTES_MAX + 1; /* off a corrupted disk */
+	return 1;
+}
+
+static void b_end(void *i)
+{
+	(void)i;
+	bs.open = false;
+}
+
+static const struct store_ops bad_ops = {
+	.snap_begin = b_begin, .snap_next = b_next, .snap_end = b_end,
+};
+
+TEST(reader_failures_close_the_stream)
+{
+	struct store st = {.ops = &bad_ops};
+	struct snap_reader sr;
+	uint64_t last;
+	struct keel_alloc none = {.fn = no_memory};
+	ASSERT_EQ(snap_reader_open(&sr, &st, &none, &last), KEEL_ENOMEM);
+	ASSERT_FALSE(bs.open);
+	for (int bad_item = 0; bad_item < 2; bad_item++) {
+		bs = (struct bad_store){.good = 3, .bad_item = bad_item == 1};
+		ASSERT_EQ(snap_reader_open(&sr, &st, NULL, &last), 0);
+		ASSERT_U64_EQ(last, 12);
+		const uint8_t *p;
+		uint32_t n;
+		bool done;
+		uint64_t offset = 0;
+		int rc;
+		while ((rc = snap_reader_chunk(&sr, offset, &p, &n, &done)) == 0) {
+			ASSERT_FALSE(done);
+			offset += n;
+		}
+		ASSERT_EQ(rc, KEEL_ECORRUPT);
+		ASSERT_GT(offset, 0);
+		ASSERT_FALSE(bs.open); /* the store's snapshot was ended */
+		ASSERT_EQ(snap_reader_chunk(&sr, offset, &p, &n, &done), KEEL_ESTATE);
+		snap_reader_close(&sr);
+	}
+}
