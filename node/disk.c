@@ -142,7 +142,32 @@ static void on_result(void *ctx, const struct kv_result *res)
 	j->results[j->result_count++] = *res;
 }
 
-/* Steps 1 and 2 of disk.h in one write batch, then one sync. */
+/* Invariant 4: hand results[] to the loop before the commit and sync. */
+static void post_applied(struct disk *d, struct disk_job *j)
+{
+	if (j->result_count == 0)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->job_applied = true;
+	uv_async_send(&d->async);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* kv_apply of the committed entries inside the open batch. */
+static int apply_committed(struct disk *d, struct disk_job *j)
+{
+	if (j->committed_count == 0)
+		return 0;
+	uint64_t t1 = now_ns();
+	d->ob.aborted = false;
+	int rc = kv_apply(&d->kv, j->committed, j->committed_count, on_result, j);
+	if (rc == 0 && (d->ob.aborted || j->err != 0))
+		rc = j->err != 0 ? j->err : KEEL_ESTORAGE;
+	j->apply_ns = now_ns() - t1;
+	return rc;
+}
+
+/* Step 1 of disk.h: one write batch, its results posted early, one sync. */
 static int write_job(struct disk *d, struct disk_job *j)
 {
 	if (!j->hard_state_changed && j->entry_count == 0 &&
@@ -153,20 +178,15 @@ static int write_job(struct disk *d, struct disk_job *j)
 	int rc = ops->write_begin(s);
 	if (rc != 0)
 		return rc;
-	if (j->hard_state_changed)
+	rc = apply_committed(d, j);
+	if (rc == 0)
+		post_applied(d, j);
+	if (rc == 0 && j->hard_state_changed)
 		rc = ops->set_hard_state(s, &j->hard_state);
 	for (uint32_t i = 0; rc == 0 && i < j->segment_count; i++) {
 		const struct disk_segment *sg = &j->segments[i];
 		rc = ops->log_append(s, &j->entries[sg->first], sg->count);
 	}
-	uint64_t t1 = now_ns();
-	if (rc == 0 && j->committed_count > 0) {
-		d->ob.aborted = false;
-		rc = kv_apply(&d->kv, j->committed, j->committed_count, on_result, j);
-		if (rc == 0 && (d->ob.aborted || j->err != 0))
-			rc = j->err != 0 ? j->err : KEEL_ESTORAGE;
-	}
-	j->apply_ns = now_ns() - t1;
 	if (rc != 0) {
 		ops->write_abort(s);
 		return rc;
@@ -247,27 +267,37 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+/* Invariant 4: the applied callback first, then done (both may be due). */
 static void on_async(uv_async_t *a)
 {
 	struct disk *d = a->data;
 	pthread_mutex_lock(&d->mu);
-	struct disk_job *j = d->job_done ? d->job : NULL;
-	if (j != NULL) {
+	struct disk_job *j = d->job;
+	bool applied = j != NULL && d->job_applied && !d->applied_taken;
+	if (applied)
+		d->applied_taken = true;
+	bool done = j != NULL && d->job_done;
+	if (done) {
 		d->job = NULL;
 		d->job_done = false;
+		d->job_applied = false;
+		d->applied_taken = false;
 	}
 	pthread_mutex_unlock(&d->mu);
-	if (j != NULL)
+	if (applied)
+		d->applied(d->ctx, j);
+	if (done)
 		d->done(d->ctx, j);
 }
 
 int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
-	       disk_done_fn done, void *ctx)
+	       disk_done_fn applied, disk_done_fn done, void *ctx)
 {
 	memset(d, 0, sizeof *d);
 	d->store = store;
 	onebatch_init(&d->ob, store);
 	kv_init(&d->kv, &d->ob.view, &(struct keel_alloc){ 0 });
+	d->applied = applied;
 	d->done = done;
 	d->ctx = ctx;
 	pthread_mutex_init(&d->mu, NULL);
@@ -296,6 +326,8 @@ void disk_submit(struct disk *d, struct disk_job *j)
 	KEEL_ASSERT(d->job == NULL); /* invariant 1 */
 	d->job = j;
 	d->job_done = false;
+	d->job_applied = false;
+	d->applied_taken = false;
 	pthread_cond_signal(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 }

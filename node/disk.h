@@ -5,18 +5,32 @@
  * The loop thread builds one job from everything Raft made ready in a loop
  * iteration (group commit) and submits it; at most one job is in flight.
  * The storage thread runs a job in this order:
- *   1. one write batch with the hard state, every log segment and kv_apply
- *      of the committed entries (through a onebatch view), then one commit
- *      and, when the job has log entries or a new term or vote, one sync;
- *   2. the reads of the job, from the state just applied.
- * Then it posts the job back to the loop (uv_async), which sends the held
- * messages, acknowledges persistence to Raft and answers clients.
+ *   1. one write batch: first kv_apply of the committed entries (through a
+ *      onebatch view); when that produced results, they are posted to the
+ *      loop at once (the applied callback); then the hard state and every
+ *      log segment; then one commit and, when the job has log entries or a
+ *      new term or vote, one sync;
+ *   2. the reads of the job, from the state just committed.
+ * Then it posts the job back to the loop (the done callback), which sends
+ * the held messages, acknowledges persistence to Raft and answers reads.
+ *
+ * Why results may leave before the sync: a committed entry is durable on a
+ * majority already, and its result is a function of the committed log, so
+ * a crash or a failed commit after the answer cannot take it back (the
+ * restarted node replays the log to the same result). What depends on
+ * this node's own durability (held messages, raft_persisted) waits for
+ * the done callback.
  *
  * Invariants:
  *   1. jobs run in submission order, one at a time;
  *   2. a job's err is sticky: after a failed job every later job fails with
  *      KEEL_ESTORAGE without touching the store;
- *   3. all memory a job points at belongs to the job (copied at build time).
+ *   3. all memory a job points at belongs to the job (copied at build time);
+ *   4. for each job the loop gets at most one applied callback, always
+ *      before its done callback, and only after kv_apply succeeded; after
+ *      posting it the storage thread no longer touches results[];
+ *   5. the done callback comes only after the job's commit and sync
+ *      returned (or failed: then err != 0).
  */
 #ifndef KEEL_NODE_DISK_H
 #define KEEL_NODE_DISK_H
@@ -92,6 +106,8 @@ struct disk {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct disk_job *job;  /* submitted, not yet taken back */
+	bool job_applied;      /* results[] final and posted (invariant 4) */
+	bool applied_taken;    /* loop thread: applied callback delivered */
 	bool job_done;
 	bool stop;
 	bool started;
@@ -99,13 +115,15 @@ struct disk {
 	uint64_t synced_term;  /* storage thread only: hard state last synced */
 	keel_node_id synced_vote;
 	uv_async_t async;
+	disk_done_fn applied;
 	disk_done_fn done;
 	void *ctx;
 };
 
-/* Start the storage thread. Returns 0 or a -errno. */
+/* Start the storage thread. applied(ctx, j) may read j->results only;
+ * done(ctx, j) gets the job back. Returns 0 or a -errno. */
 int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
-	       disk_done_fn done, void *ctx);
+	       disk_done_fn applied, disk_done_fn done, void *ctx);
 bool disk_busy(const struct disk *d);
 /* Submit j (ownership passes until done(ctx, j) is called on the loop). */
 void disk_submit(struct disk *d, struct disk_job *j);

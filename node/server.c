@@ -322,8 +322,12 @@ static void drive(struct server *s)
 		finish(s);
 }
 
-static void job_results(struct server *s, struct disk_job *j)
+/* Writes are answered once their results exist, before the job's sync
+ * (disk.h explains why that is safe); reads when the job is done. */
+static void on_job_applied(void *ctx, struct disk_job *j)
 {
+	struct server *s = ctx;
+	KEEL_ASSERT(j == s->inflight);
 	for (uint32_t i = 0; i < j->result_count; i++) {
 		const struct kv_result *r = &j->results[i];
 		struct pending *p = pending_find_write(&s->pending, r->client_id,
@@ -332,6 +336,10 @@ static void job_results(struct server *s, struct disk_job *j)
 			server_respond(s, p, kv_status_to_client(r->status),
 				       NULL, 0, "");
 	}
+}
+
+static void job_reads(struct server *s, struct disk_job *j)
+{
 	for (uint32_t i = 0; i < j->read_count; i++) {
 		const struct disk_read *r = &j->reads[i];
 		struct pending *p = pending_by_token(&s->pending, r->token);
@@ -375,7 +383,7 @@ static void on_job_done(void *ctx, struct disk_job *j)
 	}
 	if (j->committed_count > 0)
 		s->applied_done = j->committed[j->committed_count - 1].index;
-	job_results(s, j);
+	job_reads(s, j);
 	server_members_applied(s);
 	disk_job_reset(j);
 	s->inflight = NULL;
@@ -582,7 +590,8 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 	rc = redis_listen(s);
 	if (rc != 0)
 		return rc;
-	rc = disk_start(&s->disk, loop, s->store, on_job_done, s);
+	rc = disk_start(&s->disk, loop, s->store, on_job_applied, on_job_done,
+			s);
 	if (rc != 0)
 		return rc;
 	uv_timer_init(loop, &s->tick_timer);

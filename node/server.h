@@ -10,13 +10,16 @@
  *      rest (hard state, entries, committed entries, reads) go into one
  *      storage job (group commit); the job is submitted when the storage
  *      thread is idle, else it keeps collecting;
- *   3. when a job completes: held messages are sent, raft_persisted() is
- *      called, clients whose writes were applied and whose reads were served
- *      are answered.
+ *   3. when a job has applied committed entries (before its sync), the
+ *      clients of those writes are answered; when it completes: held
+ *      messages are sent, raft_persisted() is called, clients whose reads
+ *      were served are answered.
  *
  * Invariants:
  *   1. nothing is acknowledged to a client before the storage job that
- *      applied it (or read it) completed;
+ *      applied it posted its results (its entry is committed: durable on
+ *      a majority; see disk.h) or, for a read, before the job that read it
+ *      completed;
  *   2. held (after_persist) messages leave only after their job's sync;
  *   3. apply_submitted >= applied_done; a read goes to the storage thread
  *      only once its index <= the applied index of the job it rides in;
