@@ -15,8 +15,9 @@
  *
  * Invariants (the numbers are used in assertions):
  *   I1  role is one of the four; a node that is not a voter in its active
- *       membership never campaigns (a leader that appended a config
- *       removing itself keeps leading until issue 7's step-down rule).
+ *       membership never campaigns, unless that membership removed it and
+ *       is uncommitted (raft_config.c C4); a leader that appended a config
+ *       removing itself keeps leading until it commits (M5).
  *   I2  term never decreases; a vote, when set, was cast in `term`;
  *       candidates and leaders have voted for themselves in their term.
  *   I3  leader == self iff role == LEADER.
@@ -355,7 +356,7 @@ static void check_progress(const struct raft *r)
 static void check_roles(const struct raft *r)
 {
 	KEEL_ASSERT(r->role >= RAFT_FOLLOWER && r->role <= RAFT_LEADER); /* I1 */
-	if (!raft_self_voter(r))
+	if (!raft_may_campaign(r))
 		KEEL_ASSERT(r->role == RAFT_FOLLOWER ||
 			    r->role == RAFT_LEADER);                     /* I1 */
 	KEEL_ASSERT((r->leader == r->opt.id) == (r->role == RAFT_LEADER)); /* I3 */

@@ -136,8 +136,10 @@ int raft_compact(struct raft *r, uint64_t index)
 	KEEL_ASSERT(term > 0);
 	r->snapshot_membership = m; /* K2 */
 	raft_log_compact(l, index, term);
-	if (r->config_index <= index)
+	if (r->config_index <= index) {
 		r->config_index = 0; /* now the snapshot's */
+		r->config_prev_voter = false;
+	}
 	if (r->role == RAFT_LEADER) {
 		drop_compacted_appends(r, index);
 		raft_bcast_append(r);

@@ -8,6 +8,13 @@
  *   C2 truncating a config entry reverts to the previous one (reload scans
  *      back from the end of the log).
  *   C3 on a leader, progress holds exactly the members other than self.
+ *   C4 a node campaigns when it is a voter of its active membership, or
+ *      when that membership removed it and is not committed yet (it was a
+ *      voter of the one before): the removed leader of an uncommitted
+ *      change may be the only node able to finish it (its log is the
+ *      longest), so it must be able to win an election among the new
+ *      voters and commit the change; it is safe because single-server
+ *      changes make every majority of the old and the new voters overlap.
  */
 #include <string.h>
 
@@ -25,6 +32,18 @@ static bool entry_membership(const struct entry *e, struct membership *m)
 	return codec_membership_decode(e->data, e->data_bytes, m) == 0;
 }
 
+/* C4: whether self was a voter in the membership before entry index. */
+static bool prev_voter(const struct raft *r, uint64_t index)
+{
+	const struct raft_log *l = &r->log;
+	struct membership m;
+	for (uint64_t i = index - 1; i > l->snapshot_index; i--)
+		if (entry_membership(raft_log_get(l, i), &m))
+			return raft_is_voter(&m, r->opt.id);
+	return l->snapshot_index > 0 &&
+	       raft_is_voter(&r->snapshot_membership, r->opt.id);
+}
+
 void raft_config_reload(struct raft *r)
 {
 	const struct raft_log *l = &r->log;
@@ -34,10 +53,12 @@ void raft_config_reload(struct raft *r)
 		if (entry_membership(raft_log_get(l, i), &m)) {
 			r->membership = m;
 			r->config_index = i;
+			r->config_prev_voter = prev_voter(r, i);
 			raft_progress_rebuild(r);
 			return;
 		}
 	}
+	r->config_prev_voter = false;
 	/* None in the log: fall back to what the snapshot carried. Without a
 	 * snapshot a pristine node knows no members. */
 	r->config_index = 0;
@@ -54,13 +75,14 @@ void raft_config_on_append(struct raft *r, const struct entry *e)
 	struct membership m;
 	if (!entry_membership(e, &m))
 		return;
+	r->config_prev_voter = raft_self_voter(r); /* C4 */
 	r->membership = m;
 	r->config_index = e->index;
 	raft_progress_rebuild(r);
-	/* A node that is no longer a voter cannot stay a candidate (I1); a
-	 * leader removed from the voters keeps leading until issue 7's rules
-	 * say otherwise. */
-	if (!raft_self_voter(r) &&
+	/* A node that may not campaign cannot stay a candidate (I1); a
+	 * leader removed from the voters keeps leading until the change
+	 * commits (M5). */
+	if (!raft_may_campaign(r) &&
 	    (r->role == RAFT_PRECANDIDATE || r->role == RAFT_CANDIDATE))
 		raft_become_follower(r, r->term, KEEL_NODE_NONE);
 }
@@ -123,6 +145,13 @@ keel_node_id membership_next_id(const struct membership *m)
 bool raft_self_voter(const struct raft *r)
 {
 	return raft_is_voter(&r->membership, r->opt.id);
+}
+
+bool raft_may_campaign(const struct raft *r)
+{
+	if (raft_self_voter(r))
+		return true;
+	return r->config_index > r->commit && r->config_prev_voter; /* C4 */
 }
 
 uint32_t raft_quorum(const struct raft *r)

@@ -5,7 +5,8 @@
  *   E1 the election timeout is drawn from [E, 2E) by the node's own PRNG,
  *      seeded by options.seed (no other randomness anywhere).
  *   E2 a vote is granted only to a log at least as up to date as ours
- *      (§5.4.1), only by a voter, at most once per term; granted votes and
+ *      (§5.4.1), at most once per term, by any node that has a log (its
+ *      own role does not matter, E5 decides what counts); granted votes and
  *      vote requests leave after_persist (I12), so term and vote are durable
  *      before any vote leaves this node.
  *   E3 pre-vote changes no state: the term is bumped only once a quorum has
@@ -130,7 +131,7 @@ static void send_vote_requests(struct raft *r, bool prevote, bool transfer)
 
 void raft_campaign(struct raft *r, bool prevote, bool transfer)
 {
-	KEEL_ASSERT(raft_self_voter(r)); /* I1 */
+	KEEL_ASSERT(raft_may_campaign(r)); /* I1 */
 	KEEL_ASSERT(r->role != RAFT_LEADER);
 	if (prevote) {
 		r->role = RAFT_PRECANDIDATE; /* E3: term and vote untouched */
@@ -161,7 +162,7 @@ void raft_tick_election(struct raft *r)
 	KEEL_ASSERT(r->role != RAFT_LEADER);
 	if (r->election_elapsed < UINT32_MAX)
 		r->election_elapsed++;
-	if (!raft_self_voter(r)) /* learners and pristine nodes never campaign */
+	if (!raft_may_campaign(r)) /* learners and pristine nodes never do */
 		return;
 	if (r->install.done)
 		return; /* N5: an install is under way */
@@ -189,7 +190,11 @@ void raft_recv_vote(struct raft *r, const struct msg *m)
 				    m->u.vote.last_log_term);
 	if (MUTANT(MUTANT_VOTE_NO_LOG_CHECK))
 		fresh = true;
-	bool grant = can_vote && fresh && raft_self_voter(r); /* E2 */
+	/* E2: our own role does not matter: a candidate counts only the
+	 * voters of its membership, which may be newer than ours (a learner
+	 * promoted by an entry it has not received must vote, or the new
+	 * voters could never elect anyone). */
+	bool grant = can_vote && fresh && r->term > 0;
 	if (grant && !prevote) {
 		r->vote = m->from;
 		raft_reset_election_timer(r);

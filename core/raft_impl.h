@@ -152,6 +152,7 @@ struct raft {
 	struct membership membership;
 	struct membership snapshot_membership; /* as of snapshot_index */
 	uint64_t config_index; /* entry that set it; 0 if none (or snapshot) */
+	bool config_prev_voter; /* self was a voter before config_index's entry */
 
 	/* Elections: who answered this (pre)campaign. */
 	keel_node_id granted[KEEL_MEMBERS_MAX];
@@ -206,6 +207,7 @@ void raft_config_on_append(struct raft *r, const struct entry *e);
 void raft_progress_rebuild(struct raft *r);
 struct raft_progress *raft_progress_find(struct raft *r, keel_node_id id);
 bool raft_self_voter(const struct raft *r);
+bool raft_may_campaign(const struct raft *r);
 uint32_t raft_quorum(const struct raft *r);
 
 /* raft_ready.c */

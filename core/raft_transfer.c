@@ -46,7 +46,7 @@ void raft_transfer_abort(struct raft *r)
 void raft_recv_timeout_now(struct raft *r, const struct msg *m)
 {
 	KEEL_ASSERT(m->term == r->term);
-	if (r->role == RAFT_LEADER || !raft_self_voter(r) || r->install.done)
+	if (r->role == RAFT_LEADER || !raft_may_campaign(r) || r->install.done)
 		return;
 	raft_campaign(r, false, true); /* skips pre-vote, ignores leases */
 }

@@ -1,7 +1,8 @@
 /*
  * test_raft_chaos.c: random schedules over the in-memory cluster: message
  * loss, duplication and reordering, partitions, crashes with lost unsynced
- * writes, delayed syncs, and client proposals. After every event the
+ * writes, delayed syncs, and client proposals; with compaction on,
+ * snapshots and failed installs; with spare nodes, membership changes. After every event the
  * harness checks every node's invariants, one leader per term and that all
  * applied sequences agree; at the end the network heals and the cluster
  * must elect a leader and commit a new entry (liveness).
@@ -34,7 +35,25 @@ static size_t down_count(const struct cluster *c)
 	return n;
 }
 
-static void chaos_event(struct cluster *c, struct rng *g, size_t voters)
+/* A random membership change asked of node i (ids 1 .. count + 1). */
+static void chaos_change(struct cluster *c, struct rng *g, int i)
+{
+	static const uint32_t kinds[] = { MEMBER_ADD_LEARNER, MEMBER_PROMOTE,
+					  MEMBER_REMOVE };
+	struct member_change ch = { .kind = kinds[pick(g, 3)] };
+	ch.id = ch.kind == MEMBER_ADD_LEARNER ? 0 : pick(g, (uint32_t)c->count + 1) + 1;
+	uint64_t index;
+	keel_node_id id;
+	int rc = raft_change(c->n[i].r, &ch, &index, &id);
+	ASSERT_TRUE(rc == 0 || rc == KEEL_ENOTLEADER || rc == KEEL_EBUSY ||
+		    rc == KEEL_ESTATE || rc == KEEL_ENOTFOUND || rc == KEEL_EEXIST ||
+		    rc == KEEL_EINVAL || rc == KEEL_ETOOBIG);
+	cl_drain(c, &c->n[i]);
+	cl_check(c);
+}
+
+static void chaos_event(struct cluster *c, struct rng *g, size_t voters,
+			bool changes)
 {
 	uint32_t e = pick(g, 100);
 	int i = (int)pick(g, (uint32_t)c->count);
@@ -74,6 +93,13 @@ static void chaos_event(struct cluster *c, struct rng *g, size_t voters)
 			cl_drain(c, n);
 			cl_check(c);
 		}
+	} else if (e < 91) {
+		n->fail_installs = 1; /* its next snapshot install fails */
+	} else if (e < 91) {
+		n->fail_installs = 1; /* its next snapshot install fails */
+	} else if (e < 93 && changes) {
+		if (n->up)
+			chaos_change(c, g, i);
 	} else if (n->up) {
 		char buf[32];
 		snprintf(buf, sizeof(buf), "v%llu", (unsigned long long)rng_next(g));
@@ -102,6 +128,21 @@ static void heal_and_check_live(struct cluster *c)
 	 * tick: liveness means some leader commits a new entry everywhere. */
 	for (int attempt = 0; attempt < 5; attempt++) {
 		int l = cl_run_until_leader(c, 200);
+		if (l < 0 && getenv("CHAOS_VERBOSE")) {
+			for (size_t i = 0; i < c->count; i++) {
+				struct raft_status s = cl_status(c, (int)i);
+				printf("node %llu role %u term %llu commit %llu last %llu lastterm %llu snap %llu inst %d cfg %llu members:",
+				       (unsigned long long)s.id, s.role, (unsigned long long)s.term,
+				       (unsigned long long)s.commit, (unsigned long long)s.last_index,
+				       (unsigned long long)raft_term_at(c->n[i].r, s.last_index),
+				       (unsigned long long)s.snapshot_index, s.installing,
+				       (unsigned long long)s.config_index);
+				for (uint32_t k = 0; k < s.membership.member_count; k++)
+					printf(" %llu/%u", (unsigned long long)s.membership.members[k].id,
+					       s.membership.members[k].role);
+				printf("\n");
+			}
+		}
 		ASSERT_GE(l, 0);
 		cl_run(c, 5);
 		l = cl_leader(c);
@@ -109,10 +150,15 @@ static void heal_and_check_live(struct cluster *c)
 			continue;
 		uint64_t idx = cl_propose(c, l, "final");
 		cl_run(c, 10);
+		/* every member of the leader's membership has it */
+		struct raft_status ls = cl_status(c, l);
 		bool all = true;
 		for (size_t i = 0; i < c->count; i++) {
+			bool member = false;
+			for (uint32_t k = 0; k < ls.membership.member_count; k++)
+				member = member || ls.membership.members[k].id == c->n[i].id;
 			struct raft_status s = cl_status(c, (int)i);
-			all = all && s.commit >= idx && s.applied >= idx;
+			all = all && (!member || (s.commit >= idx && s.applied >= idx));
 		}
 		if (all)
 			return;
@@ -120,17 +166,32 @@ static void heal_and_check_live(struct cluster *c)
 	ASSERT_TRUE(false); /* no progress after healing */
 }
 
-static void chaos(uint64_t seed, size_t voters, size_t learners, int events)
+/* tail_entries > 0: every node compacts with that tail, so followers that
+ * fall behind are caught up by snapshots. */
+static void chaos(uint64_t seed, size_t voters, size_t learners, int events,
+		  uint32_t tail_entries, size_t spares)
 {
 	struct cluster c;
 	cl_init(&c, voters, learners, seed);
+	for (size_t k = 0; k < spares; k++)
+		cl_add_spare(&c, seed);
+	if (tail_entries > 0)
+		cl_auto_compact(&c, tail_entries);
 	struct rng g = { seed };
 	for (int k = 0; k < events; k++)
-		chaos_event(&c, &g, voters);
+		chaos_event(&c, &g, voters, spares > 0);
 	heal_and_check_live(&c);
 	if (getenv("CHAOS_VERBOSE")) {
 		struct raft_status s = cl_status(&c, 0);
-		printf("seed %llu term %llu commit %llu delivered %llu\n", (unsigned long long)seed, (unsigned long long)s.term, (unsigned long long)s.commit, (unsigned long long)c.delivered);
+		uint64_t installs = 0, streams = 0;
+		for (size_t i = 0; i < c.count; i++) {
+			installs += c.n[i].installs;
+			streams += c.n[i].streams_started;
+		}
+		printf("seed %llu term %llu commit %llu delivered %llu streams %llu installs %llu\n",
+		       (unsigned long long)seed, (unsigned long long)s.term,
+		       (unsigned long long)s.commit, (unsigned long long)c.delivered,
+		       (unsigned long long)streams, (unsigned long long)installs);
 	}
 	cl_free(&c);
 }
@@ -138,11 +199,33 @@ static void chaos(uint64_t seed, size_t voters, size_t learners, int events)
 TEST(chaos_three_voters)
 {
 	for (uint64_t seed = 1; seed <= 40; seed++)
-		chaos(seed, 3, 0, 3000);
+		chaos(seed, 3, 0, 3000, 0, 0);
 }
 
 TEST(chaos_five_voters_one_learner)
 {
 	for (uint64_t seed = 100; seed <= 120; seed++)
-		chaos(seed, 5, 1, 3000);
+		chaos(seed, 5, 1, 3000, 0, 0);
+}
+
+/* Compaction with a short tail: snapshots under loss, duplication,
+ * reordering, crashes (mid-stream and mid-install) and failed installs. */
+TEST(chaos_compacting_three_voters)
+{
+	for (uint64_t seed = 200; seed <= 240; seed++)
+		chaos(seed, 3, 0, 3000, 3, 0);
+}
+
+TEST(chaos_compacting_five_voters_one_learner)
+{
+	for (uint64_t seed = 300; seed <= 320; seed++)
+		chaos(seed, 5, 1, 3000, 2, 0);
+}
+
+/* Membership changes (adds of two spare nodes, promotions, removals, of
+ * leaders too) on top of everything above. */
+TEST(chaos_membership_changes)
+{
+	for (uint64_t seed = 400; seed <= 440; seed++)
+		chaos(seed, 3, 0, 4000, 3, 2);
 }

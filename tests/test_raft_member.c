@@ -334,3 +334,40 @@ TEST(m6_promote_only_when_caught_up)
 	ASSERT_EQ(cl_change(&c, 0, MEMBER_PROMOTE, id, NULL, &index, &id2), 0);
 	cl_free(&c);
 }
+
+/* C4: a leader that removed itself and lost its quorum before the change
+ * committed is the only node with the change (its log is the longest), so
+ * it may still campaign among the new voters, finishes the change, and
+ * only then steps down for good. */
+TEST(removed_leader_finishes_uncommitted_removal)
+{
+	struct cluster c;
+	cl_init(&c, 2, 0, 12);
+	elect_settled(&c, 0);
+	cl_isolate(&c, 1, true);
+	uint64_t index;
+	keel_node_id id;
+	ASSERT_EQ(cl_change(&c, 0, MEMBER_REMOVE, 1, NULL, &index, &id), 0);
+	/* check-quorum: voter 2 is silent, so it steps down, uncommitted */
+	ASSERT_GT(cl_tick_until_role_change(&c, 0, 100), 0);
+	ASSERT_EQ(cl_status(&c, 0).role, RAFT_FOLLOWER);
+	ASSERT_TRUE(cl_status(&c, 0).config_pending);
+	cl_isolate(&c, 1, false);
+	int l = -1;
+	for (int t = 0; t < 300; t++) {
+		cl_run(&c, 1);
+		l = cl_leader(&c);
+		if (l == 1 && !cl_status(&c, 1).config_pending)
+			break;
+	}
+	ASSERT_EQ(l, 1);
+	struct raft_status s = cl_status(&c, 1);
+	ASSERT_GE(s.commit, index);
+	ASSERT_EQ(s.membership.member_count, 1);
+	ASSERT_U64_EQ(s.membership.members[0].id, 2);
+	ASSERT_EQ(cl_status(&c, 0).role, RAFT_FOLLOWER);
+	uint64_t x = cl_propose(&c, 1, "alone");
+	cl_run(&c, 1);
+	ASSERT_GE(cl_status(&c, 1).commit, x);
+	cl_free(&c);
+}
