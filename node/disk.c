@@ -23,7 +23,8 @@ void disk_job_init(struct disk_job *j)
 bool disk_job_empty(const struct disk_job *j)
 {
 	return !j->hard_state_changed && j->entry_count == 0 &&
-	       j->committed_count == 0 && j->read_count == 0 && j->held == NULL;
+	       j->committed_count == 0 && j->read_count == 0 && j->held == NULL &&
+	       j->snap == NULL;
 }
 
 static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
@@ -126,6 +127,7 @@ void disk_job_reset(struct disk_job *j)
 	free(j->reads);
 	free(j->results);
 	KEEL_ASSERT(j->held == NULL);
+	snap_work_free(j->snap);
 	disk_job_init(j);
 }
 
@@ -236,6 +238,8 @@ static void run_job(struct disk *d, struct disk_job *j)
 	}
 	uint64_t t0 = now_ns();
 	int rc = write_job(d, j);
+	if (rc == 0 && j->snap != NULL)
+		rc = snapjob_run(d->snapjob, d->store, j->snap);
 	j->persist_ns = now_ns() - t0 - j->apply_ns;
 	if (rc != 0) {
 		d->sticky_err = rc;

@@ -44,6 +44,7 @@
 #include "../core/msg.h"
 #include "../core/store.h"
 #include "onebatch.h"
+#include "snapjob.h"
 
 #define DISK_SEGMENTS_MAX 64u /* log segments (readies) in one job */
 #define DISK_READS_MAX 8192u  /* reads served by one job */
@@ -81,6 +82,8 @@ struct disk_job {
 	uint64_t persist_ns, apply_ns;
 	/* held peer frames (after_persist), owned by the loop side */
 	void *held;
+	/* compaction and snapshot work, run after the write (snapjob.h) */
+	struct snap_work *snap;
 	/* arena for copied bytes */
 	uint8_t **blocks;
 	uint32_t block_count, block_cap;
@@ -118,6 +121,7 @@ struct disk {
 	disk_done_fn applied;
 	disk_done_fn done;
 	void *ctx;
+	struct snapjob *snapjob; /* storage thread: runs each job's snap work */
 };
 
 /* Start the storage thread. applied(ctx, j) may read j->results only;

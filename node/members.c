@@ -15,8 +15,9 @@
  *      entry's index while this node stayed leader (server_members_fail
  *      answers every waiter, outcome unknown, when leadership is lost: the
  *      entry may have been overwritten);
- *   2. the peer transport is reset to each new active membership (learned
- *      from raft_status().config_index) before the next loop iteration.
+ *   2. the peer transport is reset to each new active membership (its
+ *      members compared with the last one set) before the next loop
+ *      iteration.
  */
 #include <string.h>
 
@@ -191,18 +192,30 @@ static uint32_t role_in(const struct membership *m, keel_node_id id)
 	return 0;
 }
 
+static bool same_members(const struct membership *a, const struct membership *b)
+{
+	if (a->member_count != b->member_count)
+		return false;
+	for (uint32_t i = 0; i < a->member_count; i++) {
+		const struct member *x = &a->members[i], *y = &b->members[i];
+		if (x->id != y->id || x->role != y->role ||
+		    strcmp(x->peer_addr, y->peer_addr) != 0)
+			return false;
+	}
+	return true;
+}
+
 void server_members_follow(struct server *s)
 {
 	struct raft_status st;
 	raft_status(s->raft, &st);
-	/* config_index 0 with members: the membership came from a snapshot;
-	 * compare the member list too so an install is noticed. */
-	bool changed = st.config_index != s->peers_config_index ||
-		       (st.config_index == 0 &&
-			role_in(&st.membership, s->id) != s->self_role);
-	if (!changed && !s->peers_dirty)
+	/* Compare the members themselves: a snapshot install changes them
+	 * without a config entry (config_index 0). */
+	if (s->peers_known && !s->peers_dirty &&
+	    same_members(&st.membership, &s->peers_membership))
 		return;
-	s->peers_config_index = st.config_index;
+	s->peers_membership = st.membership;
+	s->peers_known = true;
 	int rc = net_update_peers(&s->net, &st.membership);
 	s->peers_dirty = rc == KEEL_EBUSY;
 	uint32_t role = role_in(&st.membership, s->id);

@@ -86,6 +86,12 @@ int server_render_metrics(struct server *s, char *buf, size_t cap)
 	metric(&o, "peer_connects_total", "counter", "Outbound peer connections made.", n->connects);
 	metric(&o, "peer_connect_failures_total", "counter", "Outbound peer connection failures.", n->connect_failures);
 	metric(&o, "storage_failed", "gauge", "1 once storage failed (sticky).", s->storage_err != 0);
+	metric(&o, "log_first_index", "gauge", "First index in the log (compacted below).", st.first_index);
+	metric(&o, "snapshot_index", "gauge", "Log compacted through this index.", st.snapshot_index);
+	metric(&o, "compactions_total", "counter", "Log compactions.", s->compactions);
+	metric(&o, "snapshot_chunks_sent_total", "counter", "Snapshot chunks sent to followers.", s->snap_chunks_sent);
+	metric(&o, "snapshot_installs_total", "counter", "Snapshots installed from the leader.", s->snap_installs);
+	metric(&o, "snapshot_failures_total", "counter", "Snapshot installs abandoned (bad chunk).", s->snap_failures);
 	metric(&o, "http_requests_total", "counter", "HTTP requests.", s->ctr.http_requests);
 	return (int)o.len;
 }

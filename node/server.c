@@ -119,6 +119,7 @@ void server_batch_flush(struct server *s)
 static void fail_leader_work(struct server *s)
 {
 	server_members_fail(s);
+	snaps_leadership_lost(s);
 	for (uint32_t i = 0; i < s->pending.cap; i++) {
 		struct pending *p = &s->pending.slots[i];
 		if (p->kind == PENDING_WRITE && p->proposed)
@@ -248,7 +249,12 @@ static void drain_ready(struct server *s)
 		if (rd.soft_changed)
 			on_soft(s, &rd);
 		for (size_t i = 0; i < rd.msg_count; i++) {
-			if (rd.msgs[i].after_persist)
+			/* A follower's snapshot answer leaves once the job
+			 * that stages its chunk completed: the leader sends
+			 * the next chunk only then (flow control: chunks never
+			 * pile up in memory faster than they are staged). */
+			if (rd.msgs[i].after_persist ||
+			    rd.msgs[i].msg.type == MSG_SNAPSHOT_RESP)
 				hold(s, j, &rd.msgs[i].msg);
 			else
 				net_send(&s->net, &rd.msgs[i].msg);
@@ -267,6 +273,7 @@ static void drain_ready(struct server *s)
 				rd.committed[rd.committed_count - 1].index;
 		for (size_t i = 0; i < rd.read_count; i++)
 			read_released(s, &rd.reads[i]);
+		snaps_on_ready(s, &rd);
 		raft_advance(s->raft, &rd);
 		if (rc != 0) {
 			storage_failed(s, rc);
@@ -315,6 +322,7 @@ static void drive(struct server *s)
 	if (s->storage_err != 0)
 		return;
 	server_members_follow(s);
+	snaps_schedule(s);
 	queue_reads(s);
 	maybe_submit(s);
 	if (s->phase == PHASE_DRAINING && s->pending.used == 0 &&
@@ -385,6 +393,7 @@ static void on_job_done(void *ctx, struct disk_job *j)
 		s->applied_done = j->committed[j->committed_count - 1].index;
 	job_reads(s, j);
 	server_members_applied(s);
+	snaps_job_done(s, j);
 	disk_job_reset(j);
 	s->inflight = NULL;
 	if (s->phase == PHASE_CLOSING) {
@@ -400,6 +409,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct server *s = t->data;
 	raft_tick(s->raft);
+	snaps_tick(s);
 	if (++s->ticks % SERVER_SWEEP_TICKS == 0) {
 		clients_sweep(s);
 		http_sweep(s);
@@ -579,8 +589,7 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 			  rc == KEEL_EINVAL ? "bad address" : uv_strerror(rc));
 		return rc;
 	}
-	s->peers_config_index = UINT64_MAX; /* set the peers now */
-	server_members_follow(s);
+	server_members_follow(s); /* sets the peers */
 	rc = clients_listen(s, client_addr);
 	if (rc != 0)
 		return rc;
@@ -594,6 +603,7 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 			s);
 	if (rc != 0)
 		return rc;
+	s->disk.snapjob = &s->snapjob;
 	uv_timer_init(loop, &s->tick_timer);
 	s->tick_timer.data = s;
 	uv_timer_start(&s->tick_timer, on_tick, s->cfg.tick_ms, s->cfg.tick_ms);
@@ -617,6 +627,9 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 
 void server_free(struct server *s)
 {
+	snapjob_close(&s->snapjob); /* the storage thread has stopped */
+	free(s->snap_out);
+	s->snap_out = NULL;
 	pending_free(&s->pending);
 	free(s->read_wait);
 	free(s->batch);

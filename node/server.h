@@ -62,6 +62,9 @@
 /* Membership changes waiting for their config entry to be applied. One is
  * uncommitted at a time (raft M1); the rest were answered at once. */
 #define SERVER_MEMBER_WAITS_MAX 16u
+/* An outgoing snapshot stream whose follower asked for nothing this long
+ * yields the store's one stream to another follower's want. */
+#define SERVER_SNAP_IDLE_MS 3000u
 
 struct server_counters {
 	uint64_t client_conns;
@@ -147,14 +150,32 @@ struct server {
 	/* Membership changes waiting for apply: pending tokens. */
 	uint64_t member_wait[SERVER_MEMBER_WAITS_MAX];
 	uint32_t member_wait_count;
-	/* The membership the peer transport was last set to (config_index
-	 * and whether this node is in it), to notice changes. */
-	uint64_t peers_config_index;
+	/* The membership the peer transport was last set to, to notice
+	 * changes. */
+	struct membership peers_membership;
+	bool peers_known;
 	bool peers_dirty; /* net_update_peers asked to be called again */
 	bool self_member; /* this node is in the active membership */
 	/* This node's role in the active membership (enum member_role, 0 if
 	 * not a member), read by the join thread (join.c): atomic. */
 	uint32_t self_role;
+
+	/* Snapshots and compaction (snapshots.c). */
+	struct snapjob snapjob; /* storage thread only */
+	struct raft_snapshot_want snap_wants[KEEL_MEMBERS_MAX]; /* queued */
+	uint32_t snap_want_count;
+	keel_node_id snap_owner;    /* follower the open stream serves */
+	uint64_t snap_owner_ms;     /* its last want */
+	uint64_t snap_last_index;   /* the open stream's snapshot point */
+	uint64_t snap_last_term;
+	struct membership snap_membership;
+	bool snap_close;            /* close the storage thread's stream */
+	bool snap_send_inflight;    /* a job is producing a chunk */
+	uint64_t snap_budget_bytes; /* rate bound: refilled every tick */
+	uint8_t *snap_out;          /* the chunk last sent (raft borrows it) */
+	bool snap_fail;             /* call raft_snapshot_failed after advance */
+	uint64_t compact_inflight;  /* compaction index in a job, 0: none */
+	uint64_t snap_chunks_sent, snap_installs, snap_failures, compactions;
 
 	/* Soft state seen in the last ready. */
 	uint32_t role;
@@ -210,6 +231,18 @@ struct pending *server_new_pending(struct server *s, struct cconn *c,
 void server_respond_direct(struct server *s, struct cconn *c,
 			   uint64_t request_id, uint32_t status,
 			   const char *message);
+
+/* ---- snapshots.c: compaction and snapshot streams (loop side) ---- */
+/* In drain_ready, before raft_advance: queue wants, collect a chunk. */
+void snaps_on_ready(struct server *s, const struct raft_ready *rd);
+/* After the readies: move one want into the collecting job (one stream
+ * per store, rate-bounded); call raft_snapshot_failed if due. */
+void snaps_schedule(struct server *s);
+/* A job completed: feed its chunk to Raft, finish installs and
+ * compactions, and plan the next compaction. */
+void snaps_job_done(struct server *s, struct disk_job *j);
+void snaps_tick(struct server *s);
+void snaps_leadership_lost(struct server *s);
 
 /* ---- members.c: membership changes, transfer, peers follow the config ---- */
 void server_member_request(struct server *s, struct cconn *c,

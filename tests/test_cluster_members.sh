@@ -1,14 +1,22 @@
 #!/bin/sh
-# test_cluster_members.sh: membership changes with real processes. One node
-# starts a cluster and takes writes; two nodes join at once (--join on empty
-# directories) and must get distinct ids from committed entries, catch up
-# and be promoted to voters by themselves; keelctl transfers leadership,
-# removes a member, refuses bad changes with clear exit codes; a joined
-# node restarts from its directory alone. A concurrent client history
-# (native format) runs throughout and must be linearizable (keelcheck).
+# test_cluster_members.sh: membership changes, compaction and snapshots with
+# real processes. One node starts a cluster with a small log tail (so its
+# log is compacted) and takes writes; two nodes join at once (--join on
+# empty directories), get distinct ids from committed entries, catch up
+# through a snapshot (the log they would need is gone) and are promoted to
+# voters by themselves; keelctl transfers leadership, removes a member and
+# refuses bad changes with clear exit codes; a joined node restarts from
+# its directory alone. Then a fourth node joins a cluster holding a few MB,
+# is killed with SIGKILL in the middle of its snapshot install (slowed by
+# the testing-only --debug-snapshot-delay-ms), restarts, installs and has
+# every key. A concurrent client history (native format) runs throughout
+# and must be linearizable (keelcheck).
 . node/cluster_lib.sh
 cl_setup
-WL_SECONDS=${KEEL_MEMBERS_SECONDS:-14}
+WL_SECONDS=${KEEL_MEMBERS_SECONDS:-30}
+# A small log tail: compaction happens within a few hundred writes.
+printf 'log-tail-entries = 16\nlog-tail-bytes = 65536\n' >"$CL_DIR/small.conf"
+CL_FLAGS="--config $CL_DIR/small.conf"
 
 all_endpoints() {
 	echo "$(cl_client_addr 1),$(cl_client_addr 2),$(cl_client_addr 3),$(cl_client_addr 4)"
@@ -64,6 +72,9 @@ check "the joiners got distinct ids from committed entries" \
 	sh -c "[ -n '$A' ] && [ -n '$B' ] && [ '$A' != '$B' ] && [ \$(($A + $B)) -eq 5 ]"
 check "process 2 has the data written before it joined" converges 2 before-join 1 10
 check "process 3 has the last loaded key" converges 3 k00000399 "$(printf 'v%.0s' $(seq 100))" 10
+check "node 1 compacted its log and sent snapshots" grep -q "sending node .* a snapshot" "$CL_DIR/log.1"
+check "the joiners were caught up through a snapshot" \
+	sh -c "grep -q 'snapshot through index [0-9]* installed' '$CL_DIR/log.2' && grep -q 'snapshot through index [0-9]* installed' '$CL_DIR/log.3'"
 
 # keelctl refuses bad changes clearly.
 ctl members remove 99 >"$CL_DIR/bad.out" 2>&1
@@ -100,6 +111,47 @@ check "node $B is removed" ctl members remove "$B"
 check "the membership is 1 and $A" test "$(members)" = "1 $A "
 check "the cluster takes writes without node $B" ctl put after-remove 1
 check "the removed node's process keeps running as a non-member" cl_alive 3
+
+# A fourth node joins a cluster holding about 3 MB; its install is slowed
+# (testing-only flag) so it can be killed in the middle of it.
+"$KEEL_BIN/keelctl" --endpoints "$(all_endpoints)" bench --clients 8 --count 3000 \
+	--op put --value-bytes 1000 --keys 3000 >"$CL_DIR/load2.out" 2>&1
+check "3000 keys of 1000 bytes loaded" grep -q "^ops 3000 failed 0 unknown 0" "$CL_DIR/load2.out"
+CL_FLAGS="--config $CL_DIR/small.conf --debug-snapshot-delay-ms 150"
+cl_join 4 "$(cl_client_addr 1),$(cl_client_addr 2)"
+CL_N=4
+in_install() {
+	end=$(($(date +%s) + 20))
+	while [ "$(date +%s)" -le "$end" ]; do
+		grep -q "receiving a snapshot" "$CL_DIR/log.4" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "process 4 starts receiving a snapshot" in_install
+sleep 1.5
+check "its install is not finished after 1.5 s" \
+	sh -c "! grep -q 'snapshot through index [0-9]* installed' '$CL_DIR/log.4'"
+cl_signal 4 9
+wait "$(cl_pid 4)" 2>/dev/null
+echo "---- killed -9 in the middle of the install ----" >>"$CL_DIR/log.4"
+C=$(id_of 4)
+CL_FLAGS="--config $CL_DIR/small.conf --debug-snapshot-delay-ms 5"
+cl_restart 4
+check "node $C restarts after the kill" sh -c "sleep 0.5; kill -0 $(cl_pid 4)"
+installed_after_kill() {
+	end=$(($(date +%s) + 20))
+	while [ "$(date +%s)" -le "$end" ]; do
+		sed -n '/killed -9/,$p' "$CL_DIR/log.4" | grep -q 'snapshot through index [0-9]* installed' && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "node $C installs a snapshot after the restart" installed_after_kill
+big=$(printf 'v%.0s' $(seq 1000))
+check "node $C has the last key" converges 4 k00002999 "$big" 15
+check "node $C has the first key" converges 4 k00000000 "$big" 5
+check "node $C is promoted" wait_voters "$(printf '%s\n' 1 "$A" "$C" | sort -n | tr '\n' ' ')" 20
 
 wait "$wl"
 check "the workload finished" test $? -eq 0
