@@ -520,6 +520,9 @@ void sim_check_full(struct sim *s);                           /* pairwise */
 void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index,
 			     uint64_t asked_ns);
 void sim_check_leader_tick(struct sim *s, struct sim_node *n);
+/* Leader n appends config entry e of its term (rule M2). */
+void sim_check_config_append(struct sim *s, struct sim_node *n,
+			     const struct entry *e);
 /* A follower installed a snapshot through index with state digest. */
 void sim_check_installed(struct sim *s, struct sim_node *n, uint64_t index,
 			 uint64_t digest);

@@ -22,7 +22,7 @@
  *  A3 The admin never asks to remove the last voter, a leader that is one
  *     of two voters (see pick_removal), or a member whose node it has not
  *     started, nor to promote a learner when there is a single voter, nor
- *     for any change while a voter has no configuration (see choose: these
+ *     for any change while a voter sees itself as none (see choose: these
  *     avoid deadlocks of the core's E2 rule, reported); at most one join
  *     is pending at a time.
  *  A4 No new change is asked for after the heal (pending joins and stops
@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "../core/assert.h"
+#include "../core/codec.h"
 #include "../core/err.h"
 #include "../io_sim/panic_ctx.h"
 #include "sim.h"
@@ -143,16 +144,50 @@ static int free_slot(struct sim *s)
 	return -1;
 }
 
-static bool pristine_voter(struct sim *s, const struct membership *m)
+/* The latest configuration node n holds: its core's when up; when down,
+ * what its restart will load from the store (the last config entry of its
+ * log, else the snapshot point's). false if unknown. */
+static bool node_config(struct sim_node *n, struct membership *out)
+{
+	if (n->state == NODE_UP) {
+		struct raft_status st;
+		raft_status(n->raft, &st);
+		*out = st.membership;
+		return true;
+	}
+	if (n->state != NODE_DOWN)
+		return false;
+	const struct store_ops *op = n->store.ops;
+	void *st = n->store.impl;
+	uint64_t first, last;
+	if (op->log_bounds(st, &first, &last) != 0)
+		return false;
+	for (uint64_t i = last; i >= first && i > 0; i--) {
+		struct entry e;
+		if (op->log_get(st, i, &e) != 0)
+			return false; /* torn or corrupt: recovery decides */
+		if (e.type == ENTRY_CONFIG)
+			return codec_membership_decode(e.data, e.data_bytes, out) == 0;
+	}
+	struct store_meta meta;
+	if (op->meta_get(st, &meta) != 0)
+		return false;
+	*out = meta.snapshot_membership; /* empty on a pristine log */
+	return true;
+}
+
+/* A voter of m that is no voter in its own latest configuration (a torn
+ * bootstrap entry left it none, or it holds a stale uncommitted change that
+ * removed it): it refuses votes (rule E2). */
+static bool refusing_voter(struct sim *s, const struct membership *m)
 {
 	for (uint32_t i = 0; i < m->member_count; i++) {
 		struct sim_node *n = sim_node_by_id(s, m->members[i].id);
+		struct membership own;
 		if (m->members[i].role != MEMBER_VOTER || n == NULL ||
-		    n->state != NODE_UP)
+		    !node_config(n, &own))
 			continue;
-		struct raft_status st;
-		raft_status(n->raft, &st);
-		if (st.membership.member_count == 0)
+		if (!sim_is_voter(&own, n->id))
 			return true;
 	}
 	return false;
@@ -209,19 +244,21 @@ static keel_node_id pick_learner(struct sim *s, const struct membership *m)
 
 /* Choose the next change for leader l, as seen in its configuration.
  * Returns false when there is nothing to do. */
-static bool choose(struct sim *s, struct sim_node *l, struct member_change *c)
+static bool choose(struct sim *s, struct sim_node *l, struct member_change *c,
+		   bool targeted)
 {
 	struct sim_admin *a = s->admin;
 	struct raft_status st;
 	raft_status(l->raft, &st);
 	const struct membership *m = &st.membership;
 	memset(c, 0, sizeof(*c));
-	/* No change while a voter has no configuration at all (it lost its
-	 * bootstrap entry to a torn write and waits for a leader): it refuses
-	 * votes as a non-voter (E2), and a change whose leader then loses
-	 * leadership can leave no electable quorum in the core as of this
-	 * writing. An operator checks the members' status first, too. */
-	if (pristine_voter(s, m))
+	/* No change while a voter does not see itself as one (it lost its
+	 * bootstrap entry to a torn write, or holds a stale removal of
+	 * itself): it refuses votes as a non-voter (E2), and a change whose
+	 * leader then loses leadership can leave no electable quorum in the
+	 * core as of this writing. An operator checks the members' status
+	 * first, too. */
+	if (refusing_voter(s, m))
 		return false;
 	if (a->joining && member_by_addr(m, a->join_addr) == NULL) {
 		c->kind = MEMBER_ADD_LEARNER; /* retry: idempotent by address */
@@ -240,6 +277,15 @@ static bool choose(struct sim *s, struct sim_node *l, struct member_change *c)
 	uint32_t w_promote = learner != KEEL_NODE_NONE &&
 				     sim_voter_count(m) >= 2 ? 4 : 0;
 	uint32_t w_remove = members > 1 ? (members >= s->opts.nodes ? 4 : 1) : 0;
+	/* Right after an election, a new leader is often asked to remove
+	 * itself: with M2 broken, two leaders of different terms can each
+	 * append a removal the other never saw. */
+	if (targeted && w_remove > 0 && simrng_chance(&s->rng_faults, 500000) &&
+	    sim_is_voter(m, l->id) && sim_voter_count(m) >= 3) {
+		c->kind = MEMBER_REMOVE;
+		c->id = l->id;
+		return true;
+	}
 	uint32_t total = w_add + w_promote + w_remove;
 	if (total == 0)
 		return false;
@@ -273,10 +319,10 @@ static const char *kind_name(uint32_t k)
 
 /* Ask leader l for one change; the answers the real node would give a
  * client are all expected here except a malformed request (our bug). */
-static void change(struct sim *s, struct sim_node *l)
+static void change(struct sim *s, struct sim_node *l, bool targeted)
 {
 	struct member_change c;
-	if (!choose(s, l, &c))
+	if (!choose(s, l, &c, targeted))
 		return;
 	uint64_t index = 0;
 	keel_node_id id = 0;
@@ -317,7 +363,7 @@ int sim_admin_act(struct sim *s, uint32_t who, uint64_t targeted)
 	struct sim_node *l = targeted ? &s->nodes[who] : find_leader(s);
 	if (l == NULL || l->state != NODE_UP || l->role != RAFT_LEADER)
 		return -1;
-	change(s, l);
+	change(s, l, targeted != 0);
 	return l->state == NODE_UP ? (int)l->idx : -1;
 }
 

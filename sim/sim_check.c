@@ -28,6 +28,15 @@
  *                    (itself included) reached it after the read arrived
  *                    (the confirmation round; responses are observed on
  *                    delivery, so this is a necessary condition only)
+ *   config_early     a leader appends a membership change only once an
+ *                    entry of its term has committed (rule M2; every
+ *                    leader write)
+ *   removed_leader   a leader that is no voter of its committed
+ *                    configuration steps down within an election timeout
+ *                    of ticks (rule M5)
+ *   state_diverged   (also) the state digest after an apply batch, or
+ *                    found at a restart, equals the first one seen at that
+ *                    applied index; snapshot_diverged: an install equals it
  *   stale_leader     a leader cut off by partitions from a quorum steps
  *                    down within SIM_CUT_LEADER_TICKS of its ticks
  *                    (check-quorum; clogs and loss are not counted as cut)
@@ -182,6 +191,22 @@ void sim_check_read_released(struct sim *s, struct sim_node *n, uint64_t index,
 			 (unsigned)n->id, (unsigned long long)index,
 			 (unsigned long long)st.term, (unsigned long long)st.commit,
 			 (unsigned long long)raft_term_at(n->raft, st.commit));
+}
+
+void sim_check_config_append(struct sim *s, struct sim_node *n,
+			     const struct entry *e)
+{
+	struct raft_status st;
+	raft_status(n->raft, &st);
+	uint64_t t = raft_term_at(n->raft, st.commit);
+	if (st.role != RAFT_LEADER || t == 0)
+		return; /* stepped down, or commit compacted away: unknown */
+	if (t != st.term)
+		sim_fail(s, "config_early",
+			 "n%llu, leader of term %llu, appended a membership change at %llu with commit %llu (term %llu): no entry of its term committed yet",
+			 (unsigned long long)n->id, (unsigned long long)st.term,
+			 (unsigned long long)e->index, (unsigned long long)st.commit,
+			 (unsigned long long)t);
 }
 
 /* M5 from outside: a leader that is no voter of its own configuration

@@ -167,7 +167,7 @@ static void member_draws(struct sim_faults *f, struct simrng *r)
 	f->corruption = false;
 	f->admin_mean_ns = simrng_range(r, 50, 1000) * SIM_MS;
 	if (f->crashes) {
-		f->install_crash_ppm = (uint32_t)simrng_range(r, 100000, 500000);
+		f->install_crash_ppm = (uint32_t)simrng_range(r, 200000, 700000);
 		f->change_crash_ppm = (uint32_t)simrng_range(r, 50000, 400000);
 	}
 }

@@ -984,6 +984,11 @@ static void handle_ready(struct sim *s, struct sim_node *n,
 			sim_nemesis_write_hook(s, n, 0); /* crash around a vote */
 		else if (n->role != RAFT_LEADER && rd->entry_count > 0)
 			sim_nemesis_write_hook(s, n, 8); /* around an append ack */
+		if (n->role == RAFT_LEADER)
+			for (size_t i = 0; i < rd->entry_count; i++)
+				if (rd->entries[i].type == ENTRY_CONFIG &&
+				    rd->entries[i].term == n->term)
+					sim_check_config_append(s, n, &rd->entries[i]);
 		if (rd->entry_count > 0) {
 			p->has_ack = true;
 			p->ack_index = rd->entries[rd->entry_count - 1].index;
@@ -1405,6 +1410,11 @@ void sim_node_start(struct sim *s, struct sim_node *n)
 	if (!n->raft_live)
 		return; /* FAILED, or the run failed */
 	kv_init(&n->kv, &n->store, &sim_alloc);
+	/* What survived the crash is exactly the state some node had after
+	 * applying through the durable applied index (atomic apply batches
+	 * and snapshot switches). */
+	if (n->applied > 0)
+		sim_check_state_at(s, n, n->applied, mem_store_digest(&n->ms));
 	n->state = NODE_UP;
 	n->restarts++;
 	n->invariant_countdown = 0; /* check right after the restart */
