@@ -144,33 +144,50 @@ static void on_result(void *ctx, const struct kv_result *res)
 	j->results[j->result_count++] = *res;
 }
 
-/* Invariant 4: hand results[] to the loop before the commit and sync. */
-static void post_applied(struct disk *d, struct disk_job *j)
+/* Invariant 5: results[] so far are final; the loop may answer them. */
+static void post_results(struct disk *d, struct disk_job *j)
 {
-	if (j->result_count == 0)
-		return;
 	pthread_mutex_lock(&d->mu);
-	d->job_applied = true;
-	uv_async_send(&d->async);
+	if (j->result_count > d->results_posted) {
+		d->results_posted = j->result_count;
+		uv_async_send(&d->async);
+	}
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* kv_apply of the committed entries inside the open batch. */
-static int apply_committed(struct disk *d, struct disk_job *j)
+/* Invariant 4: tell the loop the log part is durable, then wait until it
+ * has seen that (it may add committed entries to the job meanwhile). */
+static void pause_persisted(struct disk *d)
 {
-	if (j->committed_count == 0)
+	pthread_mutex_lock(&d->mu);
+	d->job_persisted = true;
+	uv_async_send(&d->async);
+	while (!d->job_continue && !d->stop)
+		pthread_cond_wait(&d->cv, &d->mu);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* kv_apply of committed[first..committed_count) in the open batch, then
+ * its results are posted. */
+static int apply_from(struct disk *d, struct disk_job *j, uint32_t first)
+{
+	if (first == j->committed_count)
 		return 0;
 	uint64_t t1 = now_ns();
 	d->ob.aborted = false;
-	int rc = kv_apply(&d->kv, j->committed, j->committed_count, on_result, j);
+	int rc = kv_apply(&d->kv, &j->committed[first],
+			  j->committed_count - first, on_result, j);
 	if (rc == 0 && (d->ob.aborted || j->err != 0))
 		rc = j->err != 0 ? j->err : KEEL_ESTORAGE;
-	j->apply_ns = now_ns() - t1;
+	j->apply_ns += now_ns() - t1;
+	if (rc == 0)
+		post_results(d, j);
 	return rc;
 }
 
-/* Step 1 of disk.h: one write batch, its results posted early, one sync. */
-static int write_job(struct disk *d, struct disk_job *j)
+/* Step 1 of disk.h: apply what was committed at submission, then the hard
+ * state and the log segments; one commit, one sync. */
+static int write_log(struct disk *d, struct disk_job *j)
 {
 	if (!j->hard_state_changed && j->entry_count == 0 &&
 	    j->committed_count == 0)
@@ -180,9 +197,7 @@ static int write_job(struct disk *d, struct disk_job *j)
 	int rc = ops->write_begin(s);
 	if (rc != 0)
 		return rc;
-	rc = apply_committed(d, j);
-	if (rc == 0)
-		post_applied(d, j);
+	rc = apply_from(d, j, 0);
 	if (rc == 0 && j->hard_state_changed)
 		rc = ops->set_hard_state(s, &j->hard_state);
 	for (uint32_t i = 0; rc == 0 && i < j->segment_count; i++) {
@@ -196,7 +211,7 @@ static int write_job(struct disk *d, struct disk_job *j)
 	rc = ops->write_commit(s);
 	/* Only new log entries and a new term or vote must be durable before
 	 * anything that depends on them; the commit index and the applied
-	 * state are rebuilt from the log after a crash, so a job without
+	 * state are rebuilt from the log after a crash, so a batch without
 	 * them commits without the extra sync (a later sync covers it). */
 	bool vote_changed = j->hard_state_changed &&
 			    (j->hard_state.term != d->synced_term ||
@@ -209,6 +224,25 @@ static int write_job(struct disk *d, struct disk_job *j)
 		}
 	}
 	return rc;
+}
+
+/* Step 3 of disk.h: what the loop added in step 2, in a second batch that
+ * commits without a sync (same reason as above; LMDB's next commit makes
+ * it durable before its own). */
+static int apply_pulled(struct disk *d, struct disk_job *j, uint32_t first)
+{
+	if (first == j->committed_count)
+		return 0;
+	const struct store_ops *ops = d->store->ops;
+	void *s = d->store->impl;
+	int rc = ops->write_begin(s);
+	if (rc == 0)
+		rc = apply_from(d, j, first);
+	if (rc != 0) {
+		ops->write_abort(s);
+		return rc;
+	}
+	return ops->write_commit(s);
 }
 
 static void serve_reads(struct disk *d, struct disk_job *j)
@@ -237,10 +271,17 @@ static void run_job(struct disk *d, struct disk_job *j)
 		return;
 	}
 	uint64_t t0 = now_ns();
-	int rc = write_job(d, j);
+	uint32_t first_pulled = j->committed_count;
+	int rc = write_log(d, j);
+	/* Snapshot staging and compaction follow the log writes, before the
+	 * persisted callback releases the held messages (snapjob.h). */
 	if (rc == 0 && j->snap != NULL)
 		rc = snapjob_run(d->snapjob, d->store, j->snap);
 	j->persist_ns = now_ns() - t0 - j->apply_ns;
+	if (rc == 0) {
+		pause_persisted(d);
+		rc = apply_pulled(d, j, first_pulled);
+	}
 	if (rc != 0) {
 		d->sticky_err = rc;
 		j->err = rc;
@@ -271,38 +312,49 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-/* Invariant 4: the applied callback first, then done (both may be due). */
+/* Invariants 4 to 6: new results first (so that the loop has read them
+ * before the storage thread, let go, may grow results[] again), then
+ * persisted, then done; the storage thread waits after persisted until
+ * the callback returned. */
 static void on_async(uv_async_t *a)
 {
 	struct disk *d = a->data;
 	pthread_mutex_lock(&d->mu);
 	struct disk_job *j = d->job;
-	bool applied = j != NULL && d->job_applied && !d->applied_taken;
-	if (applied)
-		d->applied_taken = true;
+	uint32_t posted = d->results_posted;
+	bool persisted = j != NULL && d->job_persisted && !d->job_continue;
 	bool done = j != NULL && d->job_done;
 	if (done) {
 		d->job = NULL;
 		d->job_done = false;
-		d->job_applied = false;
-		d->applied_taken = false;
 	}
 	pthread_mutex_unlock(&d->mu);
-	if (applied)
-		d->applied(d->ctx, j);
+	if (j != NULL && posted > d->results_taken) {
+		d->results(d->ctx, &j->results[d->results_taken],
+			   posted - d->results_taken);
+		d->results_taken = posted;
+	}
+	if (persisted) {
+		d->persisted(d->ctx, j);
+		pthread_mutex_lock(&d->mu);
+		d->job_continue = true;
+		pthread_cond_broadcast(&d->cv);
+		pthread_mutex_unlock(&d->mu);
+	}
 	if (done)
 		d->done(d->ctx, j);
 }
 
 int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
-	       disk_done_fn applied, disk_done_fn done, void *ctx)
+	       const struct disk_callbacks *cb, void *ctx)
 {
 	memset(d, 0, sizeof *d);
 	d->store = store;
 	onebatch_init(&d->ob, store);
 	kv_init(&d->kv, &d->ob.view, &(struct keel_alloc){ 0 });
-	d->applied = applied;
-	d->done = done;
+	d->persisted = cb->persisted;
+	d->results = cb->results;
+	d->done = cb->done;
 	d->ctx = ctx;
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
@@ -330,9 +382,11 @@ void disk_submit(struct disk *d, struct disk_job *j)
 	KEEL_ASSERT(d->job == NULL); /* invariant 1 */
 	d->job = j;
 	d->job_done = false;
-	d->job_applied = false;
-	d->applied_taken = false;
-	pthread_cond_signal(&d->cv);
+	d->job_persisted = false;
+	d->job_continue = false;
+	d->results_posted = 0;
+	d->results_taken = 0;
+	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -342,7 +396,7 @@ void disk_stop(struct disk *d)
 		return;
 	pthread_mutex_lock(&d->mu);
 	d->stop = true;
-	pthread_cond_signal(&d->cv);
+	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 	pthread_join(d->thread, NULL);
 	d->started = false;

@@ -5,32 +5,40 @@
  * The loop thread builds one job from everything Raft made ready in a loop
  * iteration (group commit) and submits it; at most one job is in flight.
  * The storage thread runs a job in this order:
- *   1. one write batch: first kv_apply of the committed entries (through a
- *      onebatch view); when that produced results, they are posted to the
- *      loop at once (the applied callback); then the hard state and every
- *      log segment; then one commit and, when the job has log entries or a
- *      new term or vote, one sync;
- *   2. the reads of the job, from the state just committed.
- * Then it posts the job back to the loop (the done callback), which sends
- * the held messages, acknowledges persistence to Raft and answers reads.
+ *   1. one write batch: kv_apply of the entries committed when the job was
+ *      built (through a onebatch view; their results are posted to the
+ *      loop at once), the hard state and every log segment; one commit
+ *      and, when the job has log entries or a new term or vote, one sync;
+ *   2. the persisted callback on the loop: it sends what waited for that
+ *      sync, tells Raft, and may add the entries that became committed
+ *      meanwhile to the job; the storage thread waits until it returned;
+ *   3. when step 2 added entries: kv_apply of those in a second write
+ *      batch, their results posted at once, one commit (no sync);
+ *   4. the reads of the job, from the state just committed.
+ * Then it posts the job back to the loop (the done callback).
  *
- * Why results may leave before the sync: a committed entry is durable on a
- * majority already, and its result is a function of the committed log, so
- * a crash or a failed commit after the answer cannot take it back (the
- * restarted node replays the log to the same result). What depends on
- * this node's own durability (held messages, raft_persisted) waits for
- * the done callback.
+ * Why step 3: under load the entries of a job's log become committed just
+ * after its sync (the followers sync at the same time); applying them in
+ * the same job answers their clients one whole job earlier. Why results
+ * may leave before their batch commits (and without a sync): a committed
+ * entry is durable on a majority already, and its result is a function of
+ * the committed log, so a crash or a failed commit after the answer cannot
+ * take it back (the restarted node replays the log to the same result);
+ * the applied state is rebuilt from the log after a crash, and LMDB makes
+ * a batch durable no later than the next synced one.
  *
  * Invariants:
  *   1. jobs run in submission order, one at a time;
  *   2. a job's err is sticky: after a failed job every later job fails with
  *      KEEL_ESTORAGE without touching the store;
  *   3. all memory a job points at belongs to the job (copied at build time);
- *   4. for each job the loop gets at most one applied callback, always
- *      before its done callback, and only after kv_apply succeeded; after
- *      posting it the storage thread no longer touches results[];
- *   5. the done callback comes only after the job's commit and sync
- *      returned (or failed: then err != 0).
+ *   4. the persisted callback comes once per job, only after step 1's
+ *      commit and sync returned without error; while it runs the storage
+ *      thread is paused;
+ *   5. results reach the results callback in log order, each once, only
+ *      after kv_apply produced them without error; results posted before
+ *      the persisted callback are delivered before it;
+ *   6. the done callback comes last; after a failure err != 0.
  */
 #ifndef KEEL_NODE_DISK_H
 #define KEEL_NODE_DISK_H
@@ -101,6 +109,18 @@ void disk_job_reset(struct disk_job *j);
 
 typedef void (*disk_done_fn)(void *ctx, struct disk_job *j);
 
+typedef void (*disk_results_fn)(void *ctx, const struct kv_result *res,
+				uint32_t count);
+
+/* Loop-thread callbacks (invariants 4 to 6): persisted(ctx, j) may read
+ * the job and add committed entries (disk_job_add_committed); results get
+ * new results only (valid during the call); done gets the job back. */
+struct disk_callbacks {
+	disk_done_fn persisted;
+	disk_results_fn results;
+	disk_done_fn done;
+};
+
 struct disk {
 	struct store *store;
 	struct onebatch ob; /* kv_apply runs inside the job's batch */
@@ -109,8 +129,10 @@ struct disk {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct disk_job *job;  /* submitted, not yet taken back */
-	bool job_applied;      /* results[] final and posted (invariant 4) */
-	bool applied_taken;    /* loop thread: applied callback delivered */
+	bool job_persisted;    /* step 1 done, callback due (invariant 4) */
+	bool job_continue;     /* the persisted callback returned */
+	uint32_t results_posted; /* results[0..this) are final (invariant 5) */
+	uint32_t results_taken;  /* loop thread: delivered so far */
 	bool job_done;
 	bool stop;
 	bool started;
@@ -118,16 +140,16 @@ struct disk {
 	uint64_t synced_term;  /* storage thread only: hard state last synced */
 	keel_node_id synced_vote;
 	uv_async_t async;
-	disk_done_fn applied;
+	disk_done_fn persisted;
+	disk_results_fn results;
 	disk_done_fn done;
 	void *ctx;
 	struct snapjob *snapjob; /* storage thread: runs each job's snap work */
 };
 
-/* Start the storage thread. applied(ctx, j) may read j->results only;
- * done(ctx, j) gets the job back. Returns 0 or a -errno. */
+/* Start the storage thread. Returns 0 or a -errno. */
 int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
-	       disk_done_fn applied, disk_done_fn done, void *ctx);
+	       const struct disk_callbacks *cb, void *ctx);
 bool disk_busy(const struct disk *d);
 /* Submit j (ownership passes until done(ctx, j) is called on the loop). */
 void disk_submit(struct disk *d, struct disk_job *j);

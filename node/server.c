@@ -330,14 +330,14 @@ static void drive(struct server *s)
 		finish(s);
 }
 
-/* Writes are answered once their results exist, before the job's sync
- * (disk.h explains why that is safe); reads when the job is done. */
-static void on_job_applied(void *ctx, struct disk_job *j)
+/* Writes are answered once their results exist, before their batch
+ * commits (disk.h explains why that is safe); reads when the job is done. */
+static void on_job_results(void *ctx, const struct kv_result *res,
+			   uint32_t count)
 {
 	struct server *s = ctx;
-	KEEL_ASSERT(j == s->inflight);
-	for (uint32_t i = 0; i < j->result_count; i++) {
-		const struct kv_result *r = &j->results[i];
+	for (uint32_t i = 0; i < count; i++) {
+		const struct kv_result *r = &res[i];
 		struct pending *p = pending_find_write(&s->pending, r->client_id,
 						       r->seq);
 		if (p != NULL && p->proposed)
@@ -363,21 +363,25 @@ static void job_reads(struct server *s, struct disk_job *j)
 	}
 }
 
-static void on_job_done(void *ctx, struct disk_job *j)
+/* Committed entries collected since j was submitted ride in j's apply step
+ * (disk.h step 2) instead of waiting for the next job. On failure to copy
+ * they stay where they are and the next job applies them. */
+static void pull_committed(struct server *s, struct disk_job *j)
+{
+	struct disk_job *c = s->collecting;
+	if (c->committed_count == 0 ||
+	    disk_job_add_committed(j, c->committed, c->committed_count) != 0)
+		return;
+	c->committed_count = 0;
+}
+
+/* j's log part is durable (disk.h step 2). */
+static void on_job_persisted(void *ctx, struct disk_job *j)
 {
 	struct server *s = ctx;
 	KEEL_ASSERT(j == s->inflight);
-	s->ctr.disk_persist_ns += j->persist_ns;
-	s->ctr.disk_apply_ns += j->apply_ns;
 	struct held *h = j->held;
 	j->held = NULL;
-	if (j->err != 0) {
-		free_held(h);
-		disk_job_reset(j);
-		s->inflight = NULL;
-		storage_failed(s, j->err);
-		return;
-	}
 	/* invariant 2: held messages leave only now, after the sync. */
 	while (h != NULL) {
 		struct held *next = h->next;
@@ -389,6 +393,27 @@ static void on_job_done(void *ctx, struct disk_job *j)
 		const struct entry *last = &j->entries[j->entry_count - 1];
 		raft_persisted(s->raft, last->index, last->term);
 	}
+	if (s->phase == PHASE_CLOSING || s->storage_err != 0)
+		return;
+	drive(s); /* j is in flight: this collects, it does not submit */
+	pull_committed(s, j);
+}
+
+static void on_job_done(void *ctx, struct disk_job *j)
+{
+	struct server *s = ctx;
+	KEEL_ASSERT(j == s->inflight);
+	s->ctr.disk_persist_ns += j->persist_ns;
+	s->ctr.disk_apply_ns += j->apply_ns;
+	if (j->err != 0) {
+		free_held(j->held); /* the log part failed: never sent */
+		j->held = NULL;
+		disk_job_reset(j);
+		s->inflight = NULL;
+		storage_failed(s, j->err);
+		return;
+	}
+	KEEL_ASSERT(j->held == NULL); /* sent by on_job_persisted */
 	if (j->committed_count > 0)
 		s->applied_done = j->committed[j->committed_count - 1].index;
 	job_reads(s, j);
@@ -599,8 +624,12 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 	rc = redis_listen(s);
 	if (rc != 0)
 		return rc;
-	rc = disk_start(&s->disk, loop, s->store, on_job_applied, on_job_done,
-			s);
+	static const struct disk_callbacks disk_cb = {
+		.persisted = on_job_persisted,
+		.results = on_job_results,
+		.done = on_job_done,
+	};
+	rc = disk_start(&s->disk, loop, s->store, &disk_cb, s);
 	if (rc != 0)
 		return rc;
 	s->disk.snapjob = &s->snapjob;

@@ -10,10 +10,12 @@
  *      rest (hard state, entries, committed entries, reads) go into one
  *      storage job (group commit); the job is submitted when the storage
  *      thread is idle, else it keeps collecting;
- *   3. when a job has applied committed entries (before its sync), the
- *      clients of those writes are answered; when it completes: held
- *      messages are sent, raft_persisted() is called, clients whose reads
- *      were served are answered.
+ *   3. while a job runs (disk.h): clients of writes are answered as soon as
+ *      the storage thread has their results; after the job's log sync the
+ *      held messages are sent, raft_persisted() is called, the loop
+ *      collects (step 1 and 2) and hands the entries that became committed
+ *      meanwhile to the running job; when the job completes, clients whose
+ *      reads were served are answered.
  *
  * Invariants:
  *   1. nothing is acknowledged to a client before the storage job that

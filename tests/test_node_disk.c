@@ -1,9 +1,11 @@
 /* test_node_disk.c: the storage thread's ordering rules (node/disk.h):
- * write results reach the loop (applied callback) before the job's commit
- * and sync finish; the job comes back (done callback) only after its sync
- * returned; no results from a failed apply; a failed commit is reported
- * and sticks. The store is io_sim's in-memory one behind a gate that can
- * hold write_commit and sync until the test opens it. */
+ * results of the entries committed at submission reach the loop before the
+ * job's first commit; the persisted callback comes only after that commit
+ * and its sync; entries the loop adds in that callback are applied in a
+ * second batch whose results come before its commit; done comes last; no
+ * results from a failed apply; failures are reported and stick. The store
+ * is io_sim's in-memory one behind a gate that holds write_commit until
+ * the test lets it through. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -21,44 +23,41 @@
 struct gate {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	bool open;          /* commit and sync may proceed */
-	bool commit_entered;
-	bool sync_returned; /* a sync returned since the job began */
-	int commit_rc;      /* forced write_commit result (0: the real one) */
-	int kv_put_rc;      /* forced kv_put result (0: the real one) */
+	uint32_t commits_allowed; /* write_commit number n > this waits */
+	uint32_t commits_entered, commits_returned, syncs_returned;
+	int commit_rc;            /* forced write_commit result (0: real) */
+	int kv_put_rc;            /* forced kv_put result (0: real) */
 	struct store real;
 };
 
 static struct gate G;
 static struct store_ops gate_ops;
 
-static void gate_wait(void)
-{
-	pthread_mutex_lock(&G.mu);
-	while (!G.open)
-		pthread_cond_wait(&G.cv, &G.mu);
-	pthread_mutex_unlock(&G.mu);
-}
-
 static int gate_commit(void *s)
 {
 	pthread_mutex_lock(&G.mu);
-	G.commit_entered = true;
+	uint32_t n = ++G.commits_entered;
+	while (n > G.commits_allowed)
+		pthread_cond_wait(&G.cv, &G.mu);
 	pthread_mutex_unlock(&G.mu);
-	gate_wait();
+	int rc;
 	if (G.commit_rc != 0) {
 		G.real.ops->write_abort(s);
-		return G.commit_rc;
+		rc = G.commit_rc;
+	} else {
+		rc = G.real.ops->write_commit(s);
 	}
-	return G.real.ops->write_commit(s);
+	pthread_mutex_lock(&G.mu);
+	G.commits_returned++;
+	pthread_mutex_unlock(&G.mu);
+	return rc;
 }
 
 static int gate_sync(void *s)
 {
-	gate_wait();
 	int rc = G.real.ops->sync(s);
 	pthread_mutex_lock(&G.mu);
-	G.sync_returned = true;
+	G.syncs_returned++;
 	pthread_mutex_unlock(&G.mu);
 	return rc;
 }
@@ -71,53 +70,75 @@ static int gate_kv_put(void *s, const uint8_t *k, uint32_t kb,
 	return G.real.ops->kv_put(s, k, kb, v, vb);
 }
 
-static void gate_set(bool open)
+static void gate_allow(uint32_t commits)
 {
 	pthread_mutex_lock(&G.mu);
-	G.open = open;
+	G.commits_allowed = commits;
 	pthread_cond_broadcast(&G.cv);
 	pthread_mutex_unlock(&G.mu);
 }
 
-static bool gate_flag(const bool *f)
+static uint32_t gate_get(const uint32_t *f)
 {
 	pthread_mutex_lock(&G.mu);
-	bool v = *f;
+	uint32_t v = *f;
 	pthread_mutex_unlock(&G.mu);
 	return v;
 }
 
 /* ---- the loop side ---------------------------------------------------------- */
 
+#define SEEN_RESULTS_MAX 8u
+
 struct seen {
-	uint32_t applied, done;
-	bool sync_returned_at_applied;
-	bool sync_returned_at_done;
-	uint32_t results_at_applied;
-	uint32_t status_at_applied;
+	uint32_t persisted, results, done;
+	uint32_t commits_at_persisted, syncs_at_persisted;
+	uint32_t commits_at_result[SEEN_RESULTS_MAX];
+	uint64_t seq[SEEN_RESULTS_MAX];
+	uint32_t status[SEEN_RESULTS_MAX];
+	uint32_t results_at_persisted;
 	int err_at_done;
 	struct disk_job *job;
+	struct entry pull; /* added in the persisted callback when set */
 };
 
 static struct seen S;
 
-static void on_applied(void *ctx, struct disk_job *j)
+static void on_persisted(void *ctx, struct disk_job *j)
 {
 	(void)ctx;
-	S.applied++;
-	S.sync_returned_at_applied = gate_flag(&G.sync_returned);
-	S.results_at_applied = j->result_count;
-	S.status_at_applied = j->result_count > 0 ? j->results[0].status : 99;
+	S.persisted++;
+	S.commits_at_persisted = gate_get(&G.commits_returned);
+	S.syncs_at_persisted = gate_get(&G.syncs_returned);
+	S.results_at_persisted = S.results;
+	if (S.pull.index != 0)
+		ASSERT_EQ(disk_job_add_committed(j, &S.pull, 1), 0);
+}
+
+static void on_results(void *ctx, const struct kv_result *res, uint32_t n)
+{
+	(void)ctx;
+	for (uint32_t i = 0; i < n && S.results < SEEN_RESULTS_MAX; i++) {
+		S.commits_at_result[S.results] = gate_get(&G.commits_returned);
+		S.seq[S.results] = res[i].seq;
+		S.status[S.results] = res[i].status;
+		S.results++;
+	}
 }
 
 static void on_done(void *ctx, struct disk_job *j)
 {
 	(void)ctx;
 	S.done++;
-	S.sync_returned_at_done = gate_flag(&G.sync_returned);
 	S.err_at_done = j->err;
 	S.job = j;
 }
+
+static const struct disk_callbacks callbacks = {
+	.persisted = on_persisted,
+	.results = on_results,
+	.done = on_done,
+};
 
 static void on_timeout(uv_timer_t *t)
 {
@@ -139,11 +160,11 @@ static bool run_until(uv_loop_t *loop, const uint32_t *counter, uint32_t want)
 	return *counter >= want;
 }
 
-/* Spin until the storage thread reached write_commit (it is then held). */
-static bool wait_commit_entered(void)
+/* Spin until the storage thread entered write_commit number n. */
+static bool wait_commit_entered(uint32_t n)
 {
 	for (uint32_t i = 0; i < WAIT_MS_MAX; i++) {
-		if (gate_flag(&G.commit_entered))
+		if (gate_get(&G.commits_entered) >= n)
 			return true;
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
@@ -157,7 +178,7 @@ struct env {
 	struct store st;
 	struct disk disk;
 	struct disk_job job;
-	uint8_t data[256];
+	uint8_t data[3][256];
 };
 
 static void env_open(struct env *e)
@@ -176,13 +197,12 @@ static void env_open(struct env *e)
 	e->st.ops = &gate_ops;
 	e->st.impl = G.real.impl;
 	disk_job_init(&e->job);
-	ASSERT_EQ(disk_start(&e->disk, &e->loop, &e->st, on_applied, on_done,
-			     NULL), 0);
+	ASSERT_EQ(disk_start(&e->disk, &e->loop, &e->st, &callbacks, NULL), 0);
 }
 
 static void env_close(struct env *e)
 {
-	gate_set(true);
+	gate_allow(UINT32_MAX);
 	disk_stop(&e->disk);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	ASSERT_EQ(uv_loop_close(&e->loop), 0);
@@ -190,60 +210,77 @@ static void env_close(struct env *e)
 	mem_store_close(&e->mem);
 }
 
-/* A job that appends entry `index` (one put) and applies it. */
-static void job_put(struct env *e, uint64_t index, bool append, bool apply)
+/* Entry `index` (1..3): one put by client 7 with seq = index. */
+static struct entry put_entry(struct env *e, uint64_t index)
 {
 	struct kv_command c = {
 		.client_id = 7, .seq = index, .op = KV_PUT,
 		.key_bytes = 1, .key = (const uint8_t *)"k",
 		.value_bytes = 1, .value = (const uint8_t *)"v",
 	};
-	int n = codec_batch_encode(&c, 1, e->data, sizeof e->data);
+	int n = codec_batch_encode(&c, 1, e->data[index - 1],
+				   sizeof e->data[index - 1]);
 	ASSERT_GT(n, 0);
-	struct entry en = { .term = 1, .index = index, .type = ENTRY_COMMAND,
-			    .data_bytes = (uint32_t)n, .data = e->data };
-	if (append)
-		ASSERT_EQ(disk_job_add_entries(&e->job, &en, 1), 0);
-	if (apply)
-		ASSERT_EQ(disk_job_add_committed(&e->job, &en, 1), 0);
+	return (struct entry){ .term = 1, .index = index, .type = ENTRY_COMMAND,
+			       .data_bytes = (uint32_t)n,
+			       .data = e->data[index - 1] };
 }
 
 /* ---- tests -------------------------------------------------------------------- */
 
-TEST(results_reach_the_loop_before_the_sync_and_done_after_it)
+TEST(results_before_commit_persisted_after_sync_pulled_entries_applied)
 {
 	static struct env e;
 	env_open(&e);
-	job_put(&e, 1, true, true);
+	struct entry en[2] = { put_entry(&e, 1), put_entry(&e, 2) };
+	ASSERT_EQ(disk_job_add_entries(&e.job, en, 2), 0);
+	ASSERT_EQ(disk_job_add_committed(&e.job, &en[0], 1), 0);
+	S.pull = en[1]; /* becomes committed while the job runs */
 	disk_submit(&e.disk, &e.job);
-	ASSERT_TRUE(run_until(&e.loop, &S.applied, 1));
-	ASSERT_EQ(S.done, 0u);
-	ASSERT_FALSE(S.sync_returned_at_applied);
-	ASSERT_EQ(S.results_at_applied, 1u);
-	ASSERT_EQ(S.status_at_applied, KV_OK);
-	ASSERT_TRUE(wait_commit_entered()); /* held there, not done */
+	/* step 1: entry 1's result leaves before the batch commits */
+	ASSERT_TRUE(run_until(&e.loop, &S.results, 1));
+	ASSERT_EQ(S.commits_at_result[0], 0u);
+	ASSERT_EQ(S.seq[0], 1u);
+	ASSERT_EQ(S.status[0], KV_OK);
+	ASSERT_TRUE(wait_commit_entered(1));
+	uv_run(&e.loop, UV_RUN_NOWAIT);
+	ASSERT_EQ(S.persisted, 0u); /* the commit is held: not persisted */
+	/* step 2: persisted only after the commit and the sync */
+	gate_allow(1);
+	ASSERT_TRUE(run_until(&e.loop, &S.persisted, 1));
+	ASSERT_EQ(S.commits_at_persisted, 1u);
+	ASSERT_EQ(S.syncs_at_persisted, 1u);
+	ASSERT_EQ(S.results_at_persisted, 1u);
+	/* step 3: the pulled entry's result before its own batch commits */
+	ASSERT_TRUE(run_until(&e.loop, &S.results, 2));
+	ASSERT_EQ(S.seq[1], 2u);
+	ASSERT_EQ(S.commits_at_result[1], 1u);
+	ASSERT_TRUE(wait_commit_entered(2));
 	uv_run(&e.loop, UV_RUN_NOWAIT);
 	ASSERT_EQ(S.done, 0u);
-	gate_set(true);
+	gate_allow(2);
 	ASSERT_TRUE(run_until(&e.loop, &S.done, 1));
-	ASSERT_TRUE(S.sync_returned_at_done);
 	ASSERT_EQ(S.err_at_done, 0);
-	ASSERT_EQ(S.applied, 1u);
+	ASSERT_EQ(gate_get(&G.syncs_returned), 1u); /* the apply batch: none */
+	ASSERT_EQ(S.results, 2u);
 	ASSERT_TRUE(S.job == &e.job);
 	env_close(&e);
 }
 
-TEST(a_job_without_committed_entries_has_no_applied_callback)
+TEST(nothing_pulled_means_one_batch_and_one_sync)
 {
 	static struct env e;
 	env_open(&e);
-	job_put(&e, 1, true, false);
-	gate_set(true);
+	gate_allow(UINT32_MAX);
+	struct entry en = put_entry(&e, 1);
+	ASSERT_EQ(disk_job_add_entries(&e.job, &en, 1), 0);
 	disk_submit(&e.disk, &e.job);
 	ASSERT_TRUE(run_until(&e.loop, &S.done, 1));
-	ASSERT_EQ(S.applied, 0u);
-	ASSERT_TRUE(S.sync_returned_at_done);
+	ASSERT_EQ(S.persisted, 1u);
+	ASSERT_EQ(S.results, 0u);
 	ASSERT_EQ(S.err_at_done, 0);
+	ASSERT_EQ(gate_get(&G.commits_returned), 1u);
+	ASSERT_EQ(gate_get(&G.syncs_returned), 1u);
 	env_close(&e);
 }
 
@@ -252,35 +289,43 @@ TEST(a_failed_apply_posts_no_results_and_sticks)
 	static struct env e;
 	env_open(&e);
 	G.kv_put_rc = KEEL_ENOMEM;
-	gate_set(true);
-	job_put(&e, 1, true, true);
+	gate_allow(UINT32_MAX);
+	struct entry en = put_entry(&e, 1);
+	ASSERT_EQ(disk_job_add_entries(&e.job, &en, 1), 0);
+	ASSERT_EQ(disk_job_add_committed(&e.job, &en, 1), 0);
 	disk_submit(&e.disk, &e.job);
 	ASSERT_TRUE(run_until(&e.loop, &S.done, 1));
-	ASSERT_EQ(S.applied, 0u);
+	ASSERT_EQ(S.results, 0u);
+	ASSERT_EQ(S.persisted, 0u);
 	ASSERT_NE(S.err_at_done, 0);
 	/* invariant 2: the next job fails without touching the store */
 	G.kv_put_rc = 0;
 	disk_job_reset(&e.job);
-	job_put(&e, 1, true, true);
+	ASSERT_EQ(disk_job_add_entries(&e.job, &en, 1), 0);
+	ASSERT_EQ(disk_job_add_committed(&e.job, &en, 1), 0);
 	disk_submit(&e.disk, &e.job);
 	ASSERT_TRUE(run_until(&e.loop, &S.done, 2));
-	ASSERT_EQ(S.applied, 0u);
+	ASSERT_EQ(S.results, 0u);
+	ASSERT_EQ(S.persisted, 0u);
 	ASSERT_EQ(S.err_at_done, KEEL_ESTORAGE);
+	ASSERT_EQ(gate_get(&G.commits_entered), 0u);
 	env_close(&e);
 }
 
-TEST(a_failed_commit_is_reported_after_the_results)
+TEST(a_failed_log_commit_is_never_reported_persisted)
 {
 	static struct env e;
 	env_open(&e);
 	G.commit_rc = KEEL_ESTORAGE;
-	job_put(&e, 1, true, true);
+	struct entry en = put_entry(&e, 1);
+	ASSERT_EQ(disk_job_add_entries(&e.job, &en, 1), 0);
+	ASSERT_EQ(disk_job_add_committed(&e.job, &en, 1), 0);
 	disk_submit(&e.disk, &e.job);
-	ASSERT_TRUE(run_until(&e.loop, &S.applied, 1));
-	ASSERT_EQ(S.done, 0u);
-	gate_set(true);
+	ASSERT_TRUE(run_until(&e.loop, &S.results, 1)); /* committed: may leave */
+	gate_allow(UINT32_MAX);
 	ASSERT_TRUE(run_until(&e.loop, &S.done, 1));
 	ASSERT_EQ(S.err_at_done, KEEL_ESTORAGE);
-	ASSERT_FALSE(S.sync_returned_at_done); /* no sync after a failed commit */
+	ASSERT_EQ(S.persisted, 0u);
+	ASSERT_EQ(gate_get(&G.syncs_returned), 0u);
 	env_close(&e);
 }
