@@ -9,6 +9,7 @@
  *      built (through a onebatch view; their results are posted to the
  *      loop at once), the hard state and every log segment; one commit
  *      and, when the job has log entries or a new term or vote, one sync;
+ *      then the job's compaction and snapshot work, if any (snapjob.h);
  *   2. the persisted callback on the loop: it sends what waited for that
  *      sync, tells Raft, and may add the entries that became committed
  *      meanwhile to the job; the storage thread waits until it returned;
