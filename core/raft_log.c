@@ -132,7 +132,9 @@ void raft_log_compact(struct raft_log *l, uint64_t index, uint64_t term)
 		drop = l->count; /* a snapshot beyond our log: drop all of it */
 	for (size_t i = 0; i < drop; i++)
 		entry_free_data(l, &l->entries[i]);
-	memmove(l->entries, l->entries + drop, (l->count - drop) * sizeof(*l->entries));
+	if (l->count > drop)
+		memmove(l->entries, l->entries + drop,
+			(l->count - drop) * sizeof(*l->entries));
 	l->count -= drop;
 	l->snapshot_index = index;
 	l->snapshot_term = term;

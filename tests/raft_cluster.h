@@ -430,7 +430,8 @@ static inline void cl_finish_install(struct cluster *c, struct cl_node *n, bool 
 	size_t drop = holds ? (size_t)(li - n->snap_index) : n->dcount;
 	for (size_t k = 0; k < drop; k++)
 		free((void *)n->dlog[k].data);
-	memmove(n->dlog, n->dlog + drop, (n->dcount - drop) * sizeof(*n->dlog));
+	if (n->dcount > drop)
+		memmove(n->dlog, n->dlog + drop, (n->dcount - drop) * sizeof(*n->dlog));
 	n->dcount -= drop;
 	n->snap_index = li;
 	n->snap_term = ch->last_term;
