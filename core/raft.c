@@ -1,8 +1,10 @@
 /*
  * raft.c: Raft as a deterministic state machine: init, restore, bootstrap,
  * status and the whole-state check. The protocol lives in raft_election.c,
- * raft_replication.c, raft_read.c and raft_transfer.c; outputs in
- * raft_ready.c; the log in raft_log.c; membership in raft_config.c.
+ * raft_replication.c, raft_append.c, raft_read.c and raft_transfer.c;
+ * outputs in raft_ready.c; the log in raft_log.c; membership in
+ * raft_config.c and its changes in raft_member.c; compaction in
+ * raft_compact.c; snapshot streams and installs in raft_snapshot.c.
  *
  * Roles and transitions (function that makes each):
  *

@@ -9,8 +9,8 @@
  *   S2 a higher term makes us a follower in that term before the message is
  *      handled, except a pre-vote request, a granted pre-vote answer, and a
  *      (pre)vote request ignored under the leader lease (E4).
- *   S3 a lower-term append is answered with our term so a stale leader steps
- *      down; a lower-term pre-vote is refused; other lower-term messages are
+ *   S3 a lower-term append or snapshot chunk is answered with our term so a
+ *      stale leader steps down; a lower-term pre-vote is refused; other lower-term messages are
  *      dropped.
  */
 #include "codec.h"
@@ -42,6 +42,10 @@ static void step_lower_term(struct raft *r, const struct msg *m)
 		out->u.append_resp.success = false;
 		out->u.append_resp.reject_index = m->u.append.prev_index;
 		out->u.append_resp.ctx = m->u.append.ctx;
+	} else if (m->type == MSG_SNAPSHOT && m->u.snapshot.last_index > 0) {
+		/* like an append: the stale leader learns our term */
+		struct msg *out = raft_send(r, MSG_SNAPSHOT_RESP, m->from, false);
+		out->u.snapshot_resp.last_index = m->u.snapshot.last_index;
 	} else if (m->type == MSG_PREVOTE) {
 		struct msg *out = raft_send(r, MSG_PREVOTE_RESP, m->from, false);
 		out->u.vote_resp.granted = false;

@@ -403,3 +403,24 @@ TEST(membership_survives_compaction_and_snapshot)
 	ASSERT_EQ((int)m.members[3].role, MEMBER_VOTER);
 	cl_free(&c);
 }
+
+/* A chunk from a stale leader is answered with our term, like an append,
+ * and changes nothing. */
+TEST(lower_term_chunk_answered_with_our_term)
+{
+	const uint64_t l1[] = { 1, 1 }, l2[] = { 1, 1 };
+	const uint64_t *logs[] = { l1, l2 };
+	size_t lens[] = { 2, 2 };
+	struct cluster c;
+	cl_init_logs(&c, 2, 0, logs, lens, 5, 9);
+	uint8_t snap[CL_SNAP_BYTES];
+	cl_snap_encode(snap, 6, 1);
+	struct msg m = snap_msg(1, 2, 4, 6, 1, snap, 0, 16, false);
+	struct msg r = step_answer(&c, 1, &m, MSG_SNAPSHOT_RESP);
+	ASSERT_U64_EQ(r.term, 5);
+	ASSERT_FALSE(r.u.snapshot_resp.done);
+	ASSERT_FALSE(cl_status(&c, 1).installing);
+	ASSERT_U64_EQ(c.n[1].staged_bytes, 0);
+	cl_drop_all(&c);
+	cl_free(&c);
+}
