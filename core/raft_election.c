@@ -5,8 +5,9 @@
  *   E1 the election timeout is drawn from [E, 2E) by the node's own PRNG,
  *      seeded by options.seed (no other randomness anywhere).
  *   E2 a vote is granted only to a log at least as up to date as ours
- *      (§5.4.1), at most once per term, by any node that has a log (its
- *      own role does not matter, E5 decides what counts); granted votes and
+ *      (§5.4.1), at most once per term, by a member (voter or learner: a
+ *      learner may be a voter in the candidate's newer membership; E5
+ *      decides what counts), or a node whose removal is uncommitted (C4); granted votes and
  *      vote requests leave after_persist (I12), so term and vote are durable
  *      before any vote leaves this node.
  *   E3 pre-vote changes no state: the term is bumped only once a quorum has
@@ -190,11 +191,14 @@ void raft_recv_vote(struct raft *r, const struct msg *m)
 				    m->u.vote.last_log_term);
 	if (MUTANT(MUTANT_VOTE_NO_LOG_CHECK))
 		fresh = true;
-	/* E2: our own role does not matter: a candidate counts only the
-	 * voters of its membership, which may be newer than ours (a learner
-	 * promoted by an entry it has not received must vote, or the new
-	 * voters could never elect anyone). */
-	bool grant = can_vote && fresh && r->term > 0;
+	/* E2: a candidate counts only the voters of its membership, which
+	 * may be newer than ours: a learner promoted by an entry it has not
+	 * received must vote, or the new voters could never elect anyone. A
+	 * node that knows no membership with itself in it (pristine, or a
+	 * wiped disk) does not vote: its empty log would grant anyone. */
+	bool member = raft_is_member(&r->membership, r->opt.id) ||
+		      raft_may_campaign(r);
+	bool grant = can_vote && fresh && member;
 	if (grant && !prevote) {
 		r->vote = m->from;
 		raft_reset_election_timer(r);

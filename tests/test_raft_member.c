@@ -371,3 +371,53 @@ TEST(removed_leader_finishes_uncommitted_removal)
 	ASSERT_GE(cl_status(&c, 1).commit, x);
 	cl_free(&c);
 }
+
+/* E2: a node that knows no membership with itself in it (pristine, or a
+ * wiped disk) refuses votes, however up to date the candidate. */
+TEST(pristine_node_does_not_vote)
+{
+	struct cluster c;
+	cl_init(&c, 3, 0, 13);
+	int j = cl_add_spare(&c, 13);
+	struct msg m = { .type = MSG_VOTE, .from = 1, .to = c.n[j].id, .term = 7 };
+	m.u.vote.last_log_index = 10;
+	m.u.vote.last_log_term = 6;
+	m.u.vote.transfer = true;
+	ASSERT_EQ(raft_step(c.n[j].r, &m), 0);
+	cl_drain(&c, &c.n[j]);
+	int k = cl_find(&c, MSG_VOTE_RESP, c.n[j].id, 1);
+	ASSERT_GE(k, 0);
+	ASSERT_FALSE(c.q[k].m.u.vote_resp.granted);
+	ASSERT_U64_EQ(cl_status(&c, j).vote, 0);
+	cl_drop_all(&c);
+	cl_free(&c);
+}
+
+/* E2: a learner promoted by an entry it has not received yet votes, or the
+ * new voters could elect nobody: here only node 2 holds the promotion, and
+ * it needs 3 of {1, 2, 3, 4} with node 1 down. */
+TEST(learner_votes_for_candidate_that_promoted_it)
+{
+	struct cluster c;
+	cl_init(&c, 3, 0, 14);
+	int j = cl_add_spare(&c, 14);
+	elect_settled(&c, 0);
+	uint64_t index;
+	keel_node_id id;
+	ASSERT_EQ(cl_change(&c, 0, MEMBER_ADD_LEARNER, 0, NULL, &index, &id), 0);
+	cl_run(&c, 5);
+	c.cut[0][2] = true;
+	c.cut[0][j] = true;
+	ASSERT_EQ(cl_change(&c, 0, MEMBER_PROMOTE, id, NULL, &index, &id), 0);
+	cl_run(&c, 2);
+	ASSERT_EQ(role_of(cl_status(&c, 1).membership, 4), MEMBER_VOTER);
+	ASSERT_EQ(role_of(cl_status(&c, 2).membership, 4), MEMBER_LEARNER);
+	ASSERT_EQ(role_of(cl_status(&c, j).membership, 4), MEMBER_LEARNER);
+	cl_crash(&c, 0);
+	memset(c.cut, 0, sizeof(c.cut));
+	int l = cl_run_until_leader(&c, 300);
+	ASSERT_EQ(l, 1);
+	cl_run(&c, 3);
+	ASSERT_EQ(role_of(cl_status(&c, j).membership, 4), MEMBER_VOTER);
+	cl_free(&c);
+}
