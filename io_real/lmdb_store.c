@@ -753,6 +753,13 @@ static int op_write_commit(void *impl)
 	}
 	int mrc = mdb_txn_commit(s->wtxn); /* frees the txn either way */
 	s->wtxn = NULL;
+	if (mrc == MDB_MAP_FULL || mrc == MDB_TXN_FULL) {
+		/* Out of pages for the root and freelist updates, which LMDB
+		 * makes before it writes anything: the batch is known not to
+		 * have committed (a big snapshot install meets this). */
+		lmdb__set_error(s, "commit: %s", mdb_strerror(mrc));
+		return KEEL_ENOMEM;
+	}
 	if (mrc != 0) { /* unknown outcome: L4 */
 		lmdb__set_error(s, "commit: %s", mdb_strerror(mrc));
 		s->sticky = KEEL_ESTORAGE;

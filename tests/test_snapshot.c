@@ -4,7 +4,8 @@
  * second store of each kind ends in an equal state; every rule of the chunk
  * decoder; resends; a bad chunk stages nothing; the log cut of an install;
  * and crashes (memory store) at every store call of a stream and install,
- * after which the store holds exactly the old state or the new one.
+ * after which the store holds exactly the old state or the new one; an LMDB
+ * map too small for an install fails it, keeps the old state and the store.
  */
 #include "harness.h"
 
@@ -872,4 +873,123 @@ TEST(reader_failures_close_the_stream)
 		ASSERT_EQ(snap_reader_chunk(&sr, offset, &p, &n, &done), KEEL_ESTATE);
 		snap_reader_close(&sr);
 	}
+}
+
+/* ---- LMDB: a map too small for an install ------------------------------------ */
+
+#define FULL_MAP_BYTES (1u << 20)
+#define FULL_VAL_BYTES 4000u
+#define FULL_OLD_ITEMS 50u
+#define FULL_ITEMS_PER_CHUNK 30u
+
+/* The kv item "<prefix><i>" -> FULL_VAL_BYTES of big_val. */
+static struct store_item full_item(char *k, const char *prefix, uint32_t i)
+{
+	int kb = snprintf(k, 16, "%s%05u", prefix, i);
+	return (struct store_item){.kind = STORE_ITEM_KV, .key = (uint8_t *)k,
+				   .key_bytes = (uint32_t)kb, .val = big_val,
+				   .val_bytes = FULL_VAL_BYTES};
+}
+
+/* A fresh LMDB store of FULL_MAP_BYTES holding FULL_OLD_ITEMS keys "old",
+ * applied index 3; then a snapshot of `items` keys "new" streamed into it.
+ * Returns the first failure (0: installed); *where says which step. */
+static int full_map_install(uint32_t items, const char **where)
+{
+	close_fx(&dst);
+	memset(&dst, 0, sizeof(dst));
+	fixture_tmpdir(&dst);
+	struct lmdb_store_config cfg = {.dir = dst.dir, .create = true,
+					.map_bytes = FULL_MAP_BYTES};
+	ASSERT_EQ(lmdb_store_open(&dst.lmdb, &cfg), 0);
+	lmdb_store_bind(&dst.lmdb, &dst.st);
+	dst.open = true;
+	char k[16];
+	begin(&dst.st);
+	for (uint32_t i = 0; i < FULL_OLD_ITEMS; i++) {
+		struct store_item it = full_item(k, "old", i);
+		put(&dst.st, it.key, it.key_bytes, it.val, it.val_bytes);
+	}
+	ASSERT_EQ(dst.st.ops->set_applied(dst.st.impl, 3), 0);
+	commit_sync(&dst.st);
+	struct raft_snapshot_chunk c = {.last_index = 10, .last_term = 1,
+					.membership = members()};
+	uint32_t i = 0;
+	for (;;) {
+		uint32_t n = 0;
+		for (uint32_t j = 0; j < FULL_ITEMS_PER_CHUNK && i < items; j++, i++) {
+			struct store_item it = full_item(k, "new", i);
+			int b = snap_item_encode(&it, chunk + n, sizeof(chunk) - n);
+			ASSERT_GT(b, 0);
+			n += (uint32_t)b;
+		}
+		c.chunk = chunk;
+		c.chunk_bytes = n;
+		c.done = i == items;
+		*where = "stage";
+		int rc = snap_stage_chunk(&dst.st, &c);
+		if (rc != 0)
+			return rc;
+		if (c.done)
+			break;
+		c.offset += n;
+	}
+	*where = "install";
+	return snap_install(&dst.st, &c);
+}
+
+/* After a failed install the old state stands and the store goes on. */
+static void full_map_old_state_stands(void)
+{
+	struct store_meta m;
+	ASSERT_EQ(dst.st.ops->meta_get(dst.st.impl, &m), 0);
+	ASSERT_U64_EQ(m.applied_index, 3);
+	ASSERT_U64_EQ(m.snapshot_index, 0);
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(dst.st.ops->kv_get(dst.st.impl, (const uint8_t *)"old00000", 8,
+				     &v, &vb), 0);
+	ASSERT_EQ(vb, FULL_VAL_BYTES);
+	ASSERT_EQ(dst.st.ops->kv_get(dst.st.impl, (const uint8_t *)"new00000", 8,
+				     &v, &vb), KEEL_ENOTFOUND);
+	begin(&dst.st); /* not sticky-failed */
+	ASSERT_EQ(dst.st.ops->stage_clear(dst.st.impl), 0);
+	commit_sync(&dst.st);
+	ASSERT_U64_EQ(staged(&dst.st), 0);
+}
+
+/* Sizes grow by 8 items until an install fails, then from 8 back one at a
+ * time: right where the puts still fit, the commit does not (LMDB's root
+ * and freelist updates need pages too). Such a commit failure is known not
+ * to have written anything, so it must not fail the store for good. */
+TEST(lmdb_full_map_fails_an_install_and_keeps_the_old_state)
+{
+	reset();
+	uint32_t items = 40, step = 8, fine_failures = 0, commit_failures = 0;
+	bool installed_once = false;
+	while (fine_failures < 3) {
+		ASSERT_TRUE(items < 2000);
+		const char *where = "";
+		int rc = full_map_install(items, &where);
+		if (rc == 0) {
+			installed_once = true;
+			items += step;
+			continue;
+		}
+		ASSERT_EQ(rc, KEEL_ENOMEM);
+		full_map_old_state_stands();
+		if (step > 1) {
+			items = items - step + 1;
+			step = 1;
+			continue;
+		}
+		if (strcmp(where, "install") == 0 &&
+		    strncmp(dst.lmdb.error, "commit", 6) == 0)
+			commit_failures++;
+		fine_failures++;
+		items++;
+	}
+	ASSERT_TRUE(installed_once);
+	ASSERT_GT(commit_failures, 0);
+	reset();
 }
