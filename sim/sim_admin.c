@@ -21,10 +21,9 @@
  *     a removed leader has time to step down, or not: removed_leader).
  *  A3 The admin never asks to remove the last voter, a leader that is one
  *     of two voters (see pick_removal), or a member whose node it has not
- *     started, nor to promote a learner when there is a single voter, nor
- *     for any change while a voter sees itself as none (see choose: these
- *     avoid deadlocks of the core's E2 rule, reported); at most one join
- *     is pending at a time.
+ *     started, nor for any change while a voter sees itself as no member
+ *     (see choose: these avoid deadlocks of the core's rule E2, reported);
+ *     at most one join is pending at a time.
  *  A4 No new change is asked for after the heal (pending joins and stops
  *     still complete), so the liveness phase sees a stable configuration.
  */
@@ -176,9 +175,9 @@ static bool node_config(struct sim_node *n, struct membership *out)
 	return true;
 }
 
-/* A voter of m that is no voter in its own latest configuration (a torn
+/* A voter of m that is no member of its own latest configuration (a torn
  * bootstrap entry left it none, or it holds a stale uncommitted change that
- * removed it): it refuses votes (rule E2). */
+ * removed it): it neither votes nor campaigns (rule E2). */
 static bool refusing_voter(struct sim *s, const struct membership *m)
 {
 	for (uint32_t i = 0; i < m->member_count; i++) {
@@ -187,7 +186,7 @@ static bool refusing_voter(struct sim *s, const struct membership *m)
 		if (m->members[i].role != MEMBER_VOTER || n == NULL ||
 		    !node_config(n, &own))
 			continue;
-		if (!sim_is_voter(&own, n->id))
+		if (!sim_is_member(&own, n->id))
 			return true;
 	}
 	return false;
@@ -252,12 +251,11 @@ static bool choose(struct sim *s, struct sim_node *l, struct member_change *c,
 	raft_status(l->raft, &st);
 	const struct membership *m = &st.membership;
 	memset(c, 0, sizeof(*c));
-	/* No change while a voter does not see itself as one (it lost its
+	/* No change while a voter sees itself as no member (it lost its
 	 * bootstrap entry to a torn write, or holds a stale removal of
-	 * itself): it refuses votes as a non-voter (E2), and a change whose
-	 * leader then loses leadership can leave no electable quorum in the
-	 * core as of this writing. An operator checks the members' status
-	 * first, too. */
+	 * itself): it neither votes nor campaigns (E2), and a change whose
+	 * leader then loses leadership can leave no electable quorum. An
+	 * operator checks the members' status first, too. */
 	if (refusing_voter(s, m))
 		return false;
 	if (a->joining && member_by_addr(m, a->join_addr) == NULL) {
@@ -269,13 +267,8 @@ static bool choose(struct sim *s, struct sim_node *l, struct member_change *c,
 	int slot = a->joining ? -1 : free_slot(s);
 	uint32_t w_add = slot >= 0 && members < KEEL_MEMBERS_MAX
 				 ? (members <= s->opts.nodes ? 4 : 2) : 0;
-	/* A lone voter does not promote: if it crashed before the promotion
-	 * committed, the core (as of this writing) deadlocks: the learner,
-	 * which never got the entry, refuses votes as a non-voter (E2), and
-	 * the new configuration needs its vote. */
 	keel_node_id learner = pick_learner(s, m);
-	uint32_t w_promote = learner != KEEL_NODE_NONE &&
-				     sim_voter_count(m) >= 2 ? 4 : 0;
+	uint32_t w_promote = learner != KEEL_NODE_NONE ? 4 : 0;
 	uint32_t w_remove = members > 1 ? (members >= s->opts.nodes ? 4 : 1) : 0;
 	/* Right after an election, a new leader is often asked to remove
 	 * itself: with M2 broken, two leaders of different terms can each

@@ -84,6 +84,7 @@ static void persist_clear(struct sim_node *n)
 void sim_node_free(struct sim_node *n)
 {
 	persist_clear(n);
+	snap_reader_close(&n->snap.sr); /* an open stream's copy and buffers */
 	if (n->raft_live)
 		raft_close(n->raft);
 	n->raft_live = false;
