@@ -16,15 +16,13 @@
  * taken effect).
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
-#include <time.h>
 
 #include "../core/err.h"
 #include "../core/raft.h"
+#include "benchload.h"
 #include "client.h"
 #include "config.h"
 
@@ -55,13 +53,6 @@ static const char usage[] =
 	"  probe HOST:PORT KIND   (testing: send bad input, expect a close)\n"
 	"endpoints default to $KEEL_ENDPOINTS or " ENDPOINTS_DEFAULT "\n"
 	"exit: 0 ok, 1 absent/cas mismatch, 2 usage, 3 failed (not applied), 4 outcome unknown\n";
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int fail_code(int rc, const struct kc *c, const char *what)
 {
@@ -320,94 +311,14 @@ static int transfer_leader(struct kc *c, int argc, char **argv)
 
 /* ---- bench ---------------------------------------------------------------- */
 
-#define HIST_BUCKETS 4096u /* latency histogram: 1/64 octave, from 1 us */
-
-struct bench_shared {
-	struct kc_config cfg;
-	uint32_t op; /* KV_PUT or KV_GET */
-	uint32_t value_bytes;
-	uint64_t keys;
-	uint64_t count_max; /* total ops, 0: by time */
-	uint64_t deadline_ns;
-	uint64_t issued; /* atomic */
-	uint32_t clients;
-};
-
-struct bench_thread {
-	pthread_t t;
-	struct bench_shared *sh;
-	uint32_t index;
-	uint64_t ops, failures, unknown;
-	uint64_t hist[HIST_BUCKETS];
-};
-
-static uint32_t bucket_of(uint64_t ns)
-{
-	double us = (double)ns / 1000.0;
-	if (us < 1.0)
-		return 0;
-	int b = (int)(log2(us) * 64.0);
-	return b < 0 ? 0 : (b >= (int)HIST_BUCKETS ? HIST_BUCKETS - 1 : (uint32_t)b);
-}
-
-static double bucket_us(uint32_t b)
-{
-	return exp2(((double)b + 0.5) / 64.0);
-}
-
-static void *bench_main(void *arg)
-{
-	struct bench_thread *t = arg;
-	struct bench_shared *sh = t->sh;
-	struct kc c;
-	if (kc_init(&c, &sh->cfg) != 0)
-		return NULL;
-	char *value = malloc(sh->value_bytes + 1);
-	memset(value, 'v', sh->value_bytes);
-	uint64_t n = 0;
-	for (;;) {
-		if (sh->count_max > 0) {
-			n = __atomic_fetch_add(&sh->issued, 1, __ATOMIC_RELAXED);
-			if (n >= sh->count_max)
-				break;
-		} else {
-			n = n * 6364136223846793005ull + t->index + 1442695040888963407ull;
-			if (now_ns() >= sh->deadline_ns)
-				break;
-		}
-		char key[32];
-		uint64_t k = sh->count_max > 0 ? n % sh->keys : (n >> 17) % sh->keys;
-		int kb = snprintf(key, sizeof key, "k%08" PRIu64, k);
-		struct kc_result r;
-		uint64_t t0 = now_ns();
-		int rc = sh->op == KV_PUT ?
-				 kc_put(&c, key, (uint32_t)kb, value, sh->value_bytes, &r) :
-				 kc_get(&c, key, (uint32_t)kb, false, &r);
-		uint64_t t1 = now_ns();
-		if (rc == KEEL_EINDETERMINATE)
-			t->unknown++;
-		else if (rc != 0 || (r.status != CLIENT_OK && r.status != CLIENT_NOT_FOUND))
-			t->failures++;
-		else {
-			t->ops++;
-			t->hist[bucket_of(t1 - t0)]++;
-		}
-		if (rc == 0)
-			kc_result_free(&r);
-	}
-	free(value);
-	kc_close(&c);
-	return NULL;
-}
-
 static double percentile(const uint64_t *hist, uint64_t total, double p)
 {
 	uint64_t want = (uint64_t)((double)total * p);
 	uint64_t seen = 0;
-	for (uint32_t b = 0; b < HIST_BUCKETS; b++) {
+	for (uint32_t b = 0; b < BENCH_HIST_BUCKETS; b++) {
 		seen += hist[b];
 		if (seen > want)
-			return bucket_us(b);
+			return bench_bucket_us(b);
 	}
 	return 0;
 }
@@ -439,7 +350,7 @@ static const char *opt_str(int argc, char **argv, const char *name,
 
 static int bench(const struct kc_config *cfg, int argc, char **argv)
 {
-	struct bench_shared sh = { .cfg = *cfg };
+	struct bench_cfg bc = { .kc = *cfg };
 	uint64_t clients, seconds, vb, keys, count;
 	if (opt_u64(argc, argv, "--clients", 1, &clients) ||
 	    opt_u64(argc, argv, "--seconds", 10, &seconds) ||
@@ -455,42 +366,29 @@ static int bench(const struct kc_config *cfg, int argc, char **argv)
 			BENCH_CLIENTS_MAX, KEEL_VALUE_BYTES_MAX);
 		return EXIT_USAGE;
 	}
-	sh.op = strcmp(op, "put") == 0 ? KV_PUT : KV_GET;
-	sh.value_bytes = (uint32_t)vb;
-	sh.keys = keys;
-	sh.count_max = count;
-	sh.clients = (uint32_t)clients;
-	uint64_t start = now_ns();
-	sh.deadline_ns = start + seconds * 1000000000ull;
-	struct bench_thread *th = calloc(clients, sizeof *th);
-	if (th == NULL)
+	bc.op = strcmp(op, "put") == 0 ? KV_PUT : KV_GET;
+	bc.value_bytes = (uint32_t)vb;
+	bc.keys = keys;
+	bc.count_max = count;
+	bc.clients = (uint32_t)clients;
+	uint64_t start = bench_now_ns();
+	bc.deadline_ns = start + seconds * 1000000000ull;
+	static struct bench_stats st;
+	int rc = bench_run(&bc, &st);
+	if (rc != 0) {
+		fprintf(stderr, "keelctl: bench: %s\n", keel_err_msg(rc));
 		return EXIT_FAILED;
-	for (uint32_t i = 0; i < clients; i++) {
-		th[i].sh = &sh;
-		th[i].index = i;
-		pthread_create(&th[i].t, NULL, bench_main, &th[i]);
 	}
-	static uint64_t hist[HIST_BUCKETS];
-	uint64_t ops = 0, failures = 0, unknown = 0;
-	for (uint32_t i = 0; i < clients; i++) {
-		pthread_join(th[i].t, NULL);
-		ops += th[i].ops;
-		failures += th[i].failures;
-		unknown += th[i].unknown;
-		for (uint32_t b = 0; b < HIST_BUCKETS; b++)
-			hist[b] += th[i].hist[b];
-	}
-	double secs = (double)(now_ns() - start) / 1e9;
+	double secs = (double)(bench_now_ns() - start) / 1e9;
 	printf("bench op=%s clients=%" PRIu64 " value_bytes=%" PRIu64 " seconds=%.1f\n",
 	       op, clients, vb, secs);
-	printf("ops %" PRIu64 " failed %" PRIu64 " unknown %" PRIu64 "\n", ops,
-	       failures, unknown);
-	printf("throughput %.0f ops/s\n", (double)ops / secs);
+	printf("ops %" PRIu64 " failed %" PRIu64 " unknown %" PRIu64 "\n", st.ops,
+	       st.failures, st.unknown);
+	printf("throughput %.0f ops/s\n", (double)st.ops / secs);
 	printf("latency_us p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f\n",
-	       percentile(hist, ops, 0.50), percentile(hist, ops, 0.90),
-	       percentile(hist, ops, 0.99), percentile(hist, ops, 0.999));
-	free(th);
-	return failures + unknown > 0 && ops == 0 ? EXIT_FAILED : 0;
+	       percentile(st.hist, st.ops, 0.50), percentile(st.hist, st.ops, 0.90),
+	       percentile(st.hist, st.ops, 0.99), percentile(st.hist, st.ops, 0.999));
+	return st.failures + st.unknown > 0 && st.ops == 0 ? EXIT_FAILED : 0;
 }
 
 #include "probe.h"
