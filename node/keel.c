@@ -7,6 +7,7 @@
  * fix); 3 storage failed while serving (full, I/O error: sticky; the node
  * stops serving, says why and exits).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -536,6 +537,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "keel: %s\n", err);
 		return 2;
 	}
+	/* A write to a connection its peer closed must fail with EPIPE (libuv
+	 * reports it and the connection is closed), not kill the node:
+	 * libuv leaves SIGPIPE to the application. */
+	signal(SIGPIPE, SIG_IGN);
 	enum log_level lvl = LOG_INFO;
 	log_level_parse(cfg.log_level, &lvl);
 	log_set_level(lvl);
