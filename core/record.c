@@ -312,6 +312,10 @@ int record_membership_validate(const struct membership *m)
 		if (addr_len(mb->peer_addr) >= KEEL_ADDR_BYTES_MAX ||
 		    addr_len(mb->client_addr) >= KEEL_ADDR_BYTES_MAX)
 			return KEEL_EINVAL;
+		/* raft.h M4, as the codec checks it: ids are handed out
+		 * below next_id, so a next_id at or below one would reuse it. */
+		if (m->next_id != 0 && mb->id >= m->next_id)
+			return KEEL_EINVAL;
 	}
 	return 0;
 }

@@ -101,8 +101,8 @@ size_t record_snap_encode(uint64_t index, uint64_t term,
 			  const struct membership *m, uint8_t *out, size_t cap);
 int record_snap_decode(const uint8_t *p, size_t n, uint64_t *index,
 		       uint64_t *term, struct membership *m);
-/* 0 when m can be stored (counts, roles, NUL-terminated addresses), else
- * KEEL_EINVAL. */
+/* 0 when m can be stored (counts, roles, NUL-terminated addresses, every
+ * id below a nonzero next_id), else KEEL_EINVAL. */
 int record_membership_validate(const struct membership *m);
 
 size_t record_applied_encode(uint64_t index, uint8_t *out, size_t cap);

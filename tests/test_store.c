@@ -376,6 +376,18 @@ CONFORM(log_compact)
 	ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
 	ASSERT_U64_EQ(m.snapshot_index, 30);
 	ASSERT_U64_EQ(m.snapshot_term, 6);
+	/* a next_id at or below a member's id would hand that id out again
+	 * after a restart (raft.h M4): refused, nothing changes */
+	mb.next_id = 2; /* members 1 and 2 */
+	begin(f);
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 31, 6, &mb), KEEL_EINVAL);
+	mb.next_id = 3;
+	ASSERT_EQ(OPS(f)->log_compact(S(f), 31, 6, &mb), 0);
+	commit_sync(f);
+	f->ops->reopen(f);
+	ASSERT_EQ(OPS(f)->meta_get(S(f), &m), 0);
+	ASSERT_U64_EQ(m.snapshot_index, 31);
+	ASSERT_U64_EQ(m.snapshot_membership.next_id, 3);
 }
 
 CONFORM(log_first_index_above_one)
