@@ -217,6 +217,17 @@ static void gen_snapchunks(void)
 	n = snap_item_encode(&kv, c, sizeof(c));
 	put("snapchunk", "long-key-empty-value", c, (size_t)n);
 	put("snapchunk", "empty", c, 0);
+	/* The largest item: without an input this long the fuzzer never
+	 * reaches the value limit (libFuzzer sizes inputs by the corpus). */
+	static uint8_t big_key[KEEL_KEY_BYTES_MAX], big_val[KEEL_VALUE_BYTES_MAX];
+	memset(big_key, 'K', sizeof(big_key));
+	memset(big_val, 'v', sizeof(big_val));
+	kv = (struct store_item){.kind = STORE_ITEM_KV, .key = big_key,
+				 .key_bytes = sizeof(big_key), .val = big_val,
+				 .val_bytes = sizeof(big_val)};
+	n = snap_item_encode(&kv, c, sizeof(c));
+	n += snap_item_encode(&se, c + n, sizeof(c) - (size_t)n);
+	put("snapchunk", "largest-item-session", c, (size_t)n);
 }
 
 /* Event scripts for fuzz_raft.c: [cluster byte] then (op, arg) pairs. */
