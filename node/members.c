@@ -12,9 +12,9 @@
  *
  * Invariants:
  *   1. a waiting change is answered OK only once applied_done reaches its
- *      entry's index while this node stayed leader (server_members_fail
- *      answers every waiter, outcome unknown, when leadership is lost: the
- *      entry may have been overwritten);
+ *      entry's index while this node stayed leader, or, when leadership is
+ *      lost, if its own entry (index and term) is committed; otherwise
+ *      UNAVAILABLE (the entry may have been overwritten);
  *   2. the peer transport is reset to each new active membership (its
  *      members compared with the last one set) before the next loop
  *      iteration.
@@ -124,6 +124,7 @@ void server_member_request(struct server *s, struct cconn *c,
 		 req->change.kind == MEMBER_ADD_LEARNER ? " at " : "",
 		 req->change.kind == MEMBER_ADD_LEARNER ? req->change.peer_addr : "");
 	p->read_index = index;
+	p->seq = raft_term_at(s->raft, index); /* to recognise it later */
 	s->member_wait[s->member_wait_count++] = pending_token(&s->pending, p);
 }
 
@@ -173,11 +174,22 @@ void server_members_applied(struct server *s)
 	s->member_wait_count = keep;
 }
 
+/* Leadership lost. A change whose own entry (same index and term) is
+ * committed is done: a leader that removed itself steps down exactly when
+ * its removal commits (raft M5), before this node applied it. Any other
+ * change may have been overwritten: outcome unknown. */
 void server_members_fail(struct server *s)
 {
+	struct raft_status st;
+	raft_status(s->raft, &st);
 	for (uint32_t i = 0; i < s->member_wait_count; i++) {
 		struct pending *p = pending_by_token(&s->pending, s->member_wait[i]);
-		if (p != NULL && p->kind == PENDING_MEMBER)
+		if (p == NULL || p->kind != PENDING_MEMBER)
+			continue;
+		if (p->read_index <= st.commit && p->seq != 0 &&
+		    raft_term_at(s->raft, p->read_index) == p->seq)
+			server_respond(s, p, CLIENT_OK, NULL, 0, "");
+		else
 			server_respond(s, p, CLIENT_UNAVAILABLE, NULL, 0,
 				       "leadership lost before the change committed: outcome unknown");
 	}

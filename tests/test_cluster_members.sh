@@ -9,8 +9,9 @@
 # its directory alone. Then a fourth node joins a cluster holding a few MB,
 # is killed with SIGKILL in the middle of its snapshot install (slowed by
 # the testing-only --debug-snapshot-delay-ms), restarts, installs and has
-# every key. A concurrent client history (native format) runs throughout
-# and must be linearizable (keelcheck).
+# every key. Last the leader removes itself (it answers once the removal
+# committed and steps down; the others go on). A concurrent client history
+# (native format) runs throughout and must be linearizable (keelcheck).
 . node/cluster_lib.sh
 cl_setup
 WL_SECONDS=${KEEL_MEMBERS_SECONDS:-30}
@@ -123,7 +124,7 @@ CL_N=4
 in_install() {
 	end=$(($(date +%s) + 20))
 	while [ "$(date +%s)" -le "$end" ]; do
-		grep -q "receiving a snapshot" "$CL_DIR/log.4" && return 0
+		grep -q "receiving a snapshot" "$CL_DIR/log.4" 2>/dev/null && return 0
 		sleep 0.1
 	done
 	return 1
@@ -152,6 +153,23 @@ big=$(printf 'v%.0s' $(seq 1000))
 check "node $C has the last key" converges 4 k00002999 "$big" 15
 check "node $C has the first key" converges 4 k00000000 "$big" 5
 check "node $C is promoted" wait_voters "$(printf '%s\n' 1 "$A" "$C" | sort -n | tr '\n' ' ')" 20
+
+# The leader removes itself: it answers once the removal committed, steps
+# down, and the two others go on.
+L=$(cl_leader)
+check "the leader ($L) removes itself" ctl members remove "$L"
+gone() {
+	end=$(($(date +%s) + 10))
+	while [ "$(date +%s)" -le "$end" ]; do
+		echo " $(members)" | grep -q " $1 " || return 0
+		sleep 0.2
+	done
+	return 1
+}
+check "the membership no longer has node $L" gone "$L"
+check "the others elect a leader and take writes" ctl put after-leader-left 1
+other_leader() { l=$(cl_wait_leader 10) && [ "$l" != "$1" ]; }
+check "which is not node $L" other_leader "$L"
 
 wait "$wl"
 check "the workload finished" test $? -eq 0
