@@ -715,8 +715,13 @@ static void snap_serve(struct sim *s, struct sim_node *n,
 	struct msg_snapshot m;
 	memset(&m, 0, sizeof(m));
 	int rc = KEEL_ERANGE;
+	struct raft_status st;
+	raft_status(n->raft, &st);
+	/* A stream from below the core's compaction point is useless (the
+	 * follower would need compacted entries next): start a new one. */
 	if (w->last_index != 0 && o->sr.open && o->to == w->to &&
-	    w->last_index == o->sr.last_index) {
+	    w->last_index == o->sr.last_index &&
+	    o->sr.last_index >= st.snapshot_index) {
 		m.offset = w->offset;
 		rc = snap_reader_chunk(&o->sr, w->offset, &m.chunk, &m.chunk_bytes,
 				       &m.done);
