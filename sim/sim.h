@@ -455,6 +455,9 @@ void sim_node_poke(struct sim *s, struct sim_node *n);
 void sim_node_stop(struct sim *s, struct sim_node *n);
 /* Wipe an OFF slot for a joiner with raft id id (starts empty). */
 void sim_node_join(struct sim *s, struct sim_node *n, keel_node_id id);
+/* The latest configuration n holds (its core's when up; when down, what a
+ * restart loads from its store). false if unknown. */
+bool sim_node_config(struct sim_node *n, struct membership *out);
 /* The slot running raft id id, or NULL. */
 struct sim_node *sim_node_by_id(struct sim *s, keel_node_id id);
 /* A config entry was applied (committed): track the latest. */

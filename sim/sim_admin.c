@@ -32,7 +32,6 @@
 #include <string.h>
 
 #include "../core/assert.h"
-#include "../core/codec.h"
 #include "../core/err.h"
 #include "../io_sim/panic_ctx.h"
 #include "sim.h"
@@ -143,38 +142,6 @@ static int free_slot(struct sim *s)
 	return -1;
 }
 
-/* The latest configuration node n holds: its core's when up; when down,
- * what its restart will load from the store (the last config entry of its
- * log, else the snapshot point's). false if unknown. */
-static bool node_config(struct sim_node *n, struct membership *out)
-{
-	if (n->state == NODE_UP) {
-		struct raft_status st;
-		raft_status(n->raft, &st);
-		*out = st.membership;
-		return true;
-	}
-	if (n->state != NODE_DOWN)
-		return false;
-	const struct store_ops *op = n->store.ops;
-	void *st = n->store.impl;
-	uint64_t first, last;
-	if (op->log_bounds(st, &first, &last) != 0)
-		return false;
-	for (uint64_t i = last; i >= first && i > 0; i--) {
-		struct entry e;
-		if (op->log_get(st, i, &e) != 0)
-			return false; /* torn or corrupt: recovery decides */
-		if (e.type == ENTRY_CONFIG)
-			return codec_membership_decode(e.data, e.data_bytes, out) == 0;
-	}
-	struct store_meta meta;
-	if (op->meta_get(st, &meta) != 0)
-		return false;
-	*out = meta.snapshot_membership; /* empty on a pristine log */
-	return true;
-}
-
 /* A voter of m that is no member of its own latest configuration (a torn
  * bootstrap entry left it none, or it holds a stale uncommitted change that
  * removed it): it neither votes nor campaigns (rule E2). */
@@ -184,7 +151,7 @@ static bool refusing_voter(struct sim *s, const struct membership *m)
 		struct sim_node *n = sim_node_by_id(s, m->members[i].id);
 		struct membership own;
 		if (m->members[i].role != MEMBER_VOTER || n == NULL ||
-		    !node_config(n, &own))
+		    !sim_node_config(n, &own))
 			continue;
 		if (!sim_is_member(&own, n->id))
 			return true;

@@ -1184,6 +1184,13 @@ void sim_node_receive(struct sim *s, struct sim_node *n, struct sim_pkt *p)
 void sim_node_crash(struct sim *s, struct sim_node *n, bool torn)
 {
 	KEEL_ASSERT(n->state == NODE_UP);
+	/* A bootstrap entry is never torn: keel refuses to start on a torn
+	 * bootstrap (term set, no entry), a node lost for good that the
+	 * corruption bound (sim_nemesis.c F1) does not count. */
+	struct raft_status st;
+	raft_status(n->raft, &st);
+	if (n->gen == 0 && st.stable_index == 0)
+		torn = false;
 	uint64_t tear = torn ? (simrng_next(&s->rng_disk) | 1) : 0;
 	NTRACE(s, n, "crash%s (%u syncs in flight lost)", torn ? " with a torn write" : "",
 	       n->syncs_in_flight);
@@ -1435,6 +1442,38 @@ void sim_node_start(struct sim *s, struct sim_node *n)
 				 : simrng_range(&s->rng_faults, 1, n->tick_ns);
 	sim_schedule(s, sim_now(s) + phase, EV_TICK, n->idx, n->epoch, NULL);
 	drain(s, n);
+}
+
+/* The latest configuration node n holds: its core's when up; when down,
+ * what its restart will load from the store (the last config entry of its
+ * log, else the snapshot point's). false if unknown. */
+bool sim_node_config(struct sim_node *n, struct membership *out)
+{
+	if (n->state == NODE_UP) {
+		struct raft_status st;
+		raft_status(n->raft, &st);
+		*out = st.membership;
+		return true;
+	}
+	if (n->state != NODE_DOWN)
+		return false;
+	const struct store_ops *op = n->store.ops;
+	void *st = n->store.impl;
+	uint64_t first, last;
+	if (op->log_bounds(st, &first, &last) != 0)
+		return false;
+	for (uint64_t i = last; i >= first && i > 0; i--) {
+		struct entry e;
+		if (op->log_get(st, i, &e) != 0)
+			return false; /* torn or corrupt: recovery decides */
+		if (e.type == ENTRY_CONFIG)
+			return codec_membership_decode(e.data, e.data_bytes, out) == 0;
+	}
+	struct store_meta meta;
+	if (op->meta_get(st, &meta) != 0)
+		return false;
+	*out = meta.snapshot_membership; /* empty on a pristine log */
+	return true;
 }
 
 void sim_node_stop(struct sim *s, struct sim_node *n)
