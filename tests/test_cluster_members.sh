@@ -9,7 +9,8 @@
 # its directory alone. Then a fourth node joins a cluster holding a few MB,
 # is killed with SIGKILL in the middle of its snapshot install (slowed by
 # the testing-only --debug-snapshot-delay-ms), restarts, installs and has
-# every key. Last the leader removes itself (it answers once the removal
+# every key. An operator adds a fifth node with keelctl members add,
+# starts it with the printed id and promotes it. Last the leader removes itself (it answers once the removal
 # committed and steps down; the others go on). A concurrent client history
 # (native format) runs throughout and must be linearizable (keelcheck).
 . node/cluster_lib.sh
@@ -158,6 +159,21 @@ check "node $C installs a snapshot after the restart" installed_after_kill
 check "node $C has the last key" converges 4 k00002999 "$big" 15
 check "node $C has the first key" converges 4 k00000000 "$big" 5
 check "node $C is promoted" wait_voters "$(printf '%s\n' 1 "$A" "$C" | sort -n | tr '\n' ' ')" 20
+
+# An operator adds a learner with keelctl, starts it with the id and
+# cluster id keelctl printed, and promotes it.
+ctl members add "$(cl_peer_addr 5)" "$(cl_client_addr 5)" >"$CL_DIR/add.out" 2>"$CL_DIR/add.err"
+check "members add prints the new id" test -n "$(cat "$CL_DIR/add.out")"
+E=$(cat "$CL_DIR/add.out")
+CID=$(sed -n 's/.*--cluster-id \([0-9]*\) .*/\1/p' "$CL_DIR/add.err")
+"$KEEL_BIN/keel" --id "$E" --cluster-id "$CID" --data "$CL_DIR/n5" \
+	--listen "$(cl_peer_addr 5)" --client "$(cl_client_addr 5)" \
+	--config "$CL_DIR/small.conf" >>"$CL_DIR/log.5" 2>&1 &
+echo $! >"$CL_DIR/pid.5"
+CL_N=5
+check "the added node $E catches up as a learner" converges 5 k00002999 "$big" 15
+check "members promote $E" ctl members promote "$E"
+check "node $E is a voter" sh -c "ctl() { '$KEEL_BIN/keelctl' --endpoints '$(all_endpoints),$(cl_client_addr 5)' \"\$@\"; }; ctl members list 2>/dev/null | grep -q '^$E voter '"
 
 # The leader removes itself: it answers once the removal committed, steps
 # down, and the two others go on.
