@@ -268,6 +268,12 @@ int raft_transfer_leader(struct raft *r, keel_node_id to);
  *      campaigning) once that config commits;
  *   M6 a learner is promoted only when caught up (replicating, match
  *      within RAFT_PROMOTE_LAG_MAX of the leader's last index).
+ * Learners never campaign and never count in a quorum, but every member
+ * answers vote requests on the log rule (a learner may already be a voter
+ * in the candidate's newer membership). A node removed by a config that
+ * has not committed yet may still campaign (among the new voters): a
+ * removed leader that lost its quorum before its removal committed may be
+ * the only node able to finish it.
  */
 /* Propose a membership change as leader. *index_out: its entry's index
  * (done once committed); *id_out: the member's id (assigned for an add with
@@ -322,12 +328,18 @@ int raft_compact(struct raft *r, uint64_t index);
  * raft_snapshot_installed() (or raft_snapshot_failed()).
  */
 
-/* Leader: send one chunk for a want. m->offset must be the want's offset;
+/* Leader: send one chunk for a want. m->offset must be the want's offset
+ * (or 0: a new stream, when the driver cannot continue the wanted one);
+ * last_term and membership are filled in by the core (raft_state_at);
  * chunk bytes are borrowed until the raft_advance() of the ready that
  * carries the message. Returns 0, KEEL_ENOTLEADER, KEEL_ESTATE (to is not
- * waiting for this chunk any more: drop the stream) or KEEL_EINVAL
+ * waiting for this chunk any more, or the stream's last_index was
+ * compacted past and a new want follows: drop the stream) or KEEL_EINVAL
  * (malformed: chunk over KEEL_SNAPSHOT_CHUNK_BYTES_MAX, last_index above
- * the applied index or below the follower's need). */
+ * the applied index or below the snapshot index). A stream that makes no
+ * progress (no chunk accepted) for RAFT_SNAPSHOT_STALL_ELECTIONS election
+ * timeouts is wanted again from offset 0; the driver closes streams the
+ * core no longer asks for. */
 int raft_snapshot_send(struct raft *r, keel_node_id to,
 		       const struct msg_snapshot *m);
 
