@@ -58,7 +58,8 @@ struct entry {
 
 enum member_role {
 	MEMBER_VOTER = 1,
-	MEMBER_LEARNER = 2, /* receives the log, does not vote or campaign */
+	MEMBER_LEARNER = 2, /* receives the log; never campaigns, and a vote
+			     it grants counts for no candidate (raft.h E2) */
 };
 
 struct member {
