@@ -93,7 +93,11 @@ void snap_reader_close(struct snap_reader *sr);
 
 /* Stage one chunk in its own write batch (offset 0: clear the staging area
  * first). Returns 0, KEEL_EMALFORMED (bad chunk: nothing of it staged; the
- * caller calls raft_snapshot_failed) or the store's error. */
+ * caller calls raft_snapshot_failed) or the store's error. The staging area
+ * does not know offsets: after a chunk failed or was dropped, the caller
+ * stages no chunk Raft handed out before its raft_snapshot_failed, or
+ * later ones would stage after a gap and snap_install would switch to part
+ * of a snapshot (node/snapjob.c tells them apart by a failure count). */
 int snap_stage_chunk(struct store *st, const struct raft_snapshot_chunk *c);
 
 /* Switch to the staged snapshot in one batch, then sync: stage_install; the

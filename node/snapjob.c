@@ -133,21 +133,23 @@ static void sleep_ms(uint32_t ms)
 	nanosleep(&ts, NULL);
 }
 
-static int stage(struct store *st, struct snap_work *w)
+static int stage(struct snapjob *sj, struct store *st, struct snap_work *w)
 {
-	bool skip = false;
 	for (uint32_t i = 0; i < w->stage_count; i++) {
 		struct snap_stage *sg = &w->stage[i];
-		if (skip) {
+		if (sj->stage_broken &&
+		    sg->failures == sj->stage_broken_failures) {
 			sg->err = KEEL_ESTATE;
 			continue;
 		}
+		sj->stage_broken = false; /* handed out after the failure */
 		if (w->delay_ms > 0)
 			sleep_ms(w->delay_ms);
 		int rc = snap_stage_chunk(st, &sg->c);
 		if (rc == KEEL_EMALFORMED) {
 			sg->err = rc;
-			skip = true;
+			sj->stage_broken = true;
+			sj->stage_broken_failures = sg->failures;
 			continue;
 		}
 		if (rc != 0)
@@ -172,6 +174,6 @@ int snapjob_run(struct snapjob *sj, struct store *st, struct snap_work *w)
 	if (rc == 0 && w->has_send)
 		rc = produce(sj, st, &w->send);
 	if (rc == 0 && w->stage_count > 0)
-		rc = stage(st, w);
+		rc = stage(sj, st, w);
 	return rc;
 }

@@ -15,8 +15,9 @@
  *      last chunk;
  *   4. follower: stage incoming chunks in order (snap_stage_chunk, one batch
  *      each) and install the last one (snap_install: one batch and a sync);
- *      a malformed chunk stages nothing and skips the rest of the work's
- *      chunks (the loop then calls raft_snapshot_failed).
+ *      a malformed chunk stages nothing and skips every chunk handed
+ *      out before the loop then calls raft_snapshot_failed, in this work
+ *      or a later one (struct snap_stage.failures tells them apart).
  * Store errors are returned (the job fails: sticky); a bad chunk is not a
  * store error.
  *
@@ -54,6 +55,7 @@ struct snap_send { /* leader: one chunk of the outgoing stream */
 
 struct snap_stage { /* follower: one incoming chunk */
 	struct raft_snapshot_chunk c; /* c.chunk: owned copy */
+	uint64_t failures; /* raft_snapshot_failed calls before it was handed out */
 	int err;        /* out: 0, KEEL_EMALFORMED, or KEEL_ESTATE (skipped) */
 	bool installed; /* out: c.done and snap_install succeeded */
 };
@@ -75,6 +77,12 @@ struct snap_work {
 struct snapjob {
 	struct snap_reader reader;
 	keel_node_id owner; /* follower the open stream is for */
+	/* A chunk failed: every chunk handed out with the same failures
+	 * count (before the loop's raft_snapshot_failed) is skipped, in later
+	 * works too, or it would stage after a gap (an install of part of a
+	 * snapshot) or install a stream Raft no longer waits for. */
+	bool stage_broken;
+	uint64_t stage_broken_failures;
 };
 
 struct snap_work *snap_work_new(void);

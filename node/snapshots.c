@@ -60,12 +60,16 @@ void snaps_on_ready(struct server *s, const struct raft_ready *rd)
 	if (!rd->has_snapshot_chunk)
 		return;
 	const struct raft_snapshot_chunk *c = &rd->snapshot_chunk;
+	if (s->snap_fail)
+		return; /* after a chunk that was dropped: it would stage after a gap */
 	if (c->offset == 0)
 		LOG_INFO("receiving a snapshot through index %llu (term %llu) from the leader",
 			 (unsigned long long)c->last_index,
 			 (unsigned long long)c->last_term);
 	struct snap_work *w = work_of(s);
 	int rc = w == NULL ? KEEL_ENOMEM : snap_work_add_chunk(w, c);
+	if (rc == 0) /* snapjob.h: tells chunks after a failure apart */
+		w->stage[w->stage_count - 1].failures = s->snap_failures;
 	if (rc != 0) {
 		LOG_WARN("cannot stage the snapshot chunk at offset %llu: %s; the leader will start over",
 			 (unsigned long long)c->offset, keel_err_msg(rc));
@@ -212,9 +216,13 @@ static void staged(struct server *s, struct snap_work *w)
 			LOG_WARN("snapshot chunk at offset %llu (through index %llu) is malformed; install abandoned, the leader will start over",
 				 (unsigned long long)sg->c.offset,
 				 (unsigned long long)sg->c.last_index);
-			s->snap_failures++;
-			raft_snapshot_failed(s->raft);
-			return;
+			/* Once per failure: chunks handed out after an earlier
+			 * raft_snapshot_failed belong to a new stream. */
+			if (sg->failures == s->snap_failures) {
+				s->snap_failures++;
+				raft_snapshot_failed(s->raft);
+			}
+			continue;
 		}
 		if (!sg->installed)
 			continue;

@@ -3,7 +3,8 @@
  * staged and installed by a follower, gives the follower the leader's kv
  * and applied index; a resend gives the same bytes and an offset the
  * stream cannot produce starts it over; a malformed chunk stages nothing
- * and skips the rest of the work; compaction cuts the log and is skipped
+ * and skips the chunks handed out before the loop's raft_snapshot_failed,
+ * in later works too; compaction cuts the log and is skipped
  * behind the snapshot point. */
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,83 @@ TEST(a_malformed_chunk_stages_nothing_and_skips_the_rest)
 	snap_work_free(f);
 	snap_work_free(w);
 	snapjob_close(&lead);
+	close_lmdb(&t.a);
+	close_lmdb(&t.b);
+}
+
+/* A malformed chunk in one work, the chunks after it (handed out before
+ * the loop called raft_snapshot_failed) in the next: they would stage
+ * after a gap and install part of a snapshot. Every chunk handed out
+ * before that call is skipped; the ones after it stage. */
+TEST(chunks_after_a_malformed_one_are_skipped_across_works)
+{
+	static struct two t;
+	memset(&t, 0, sizeof t);
+	open_lmdb(&t.a);
+	open_lmdb(&t.b);
+	fill(&t.a.st);
+	struct snapjob lead, follow;
+	memset(&lead, 0, sizeof lead);
+	memset(&follow, 0, sizeof follow);
+	/* the leader's whole stream, one chunk per work */
+	struct snap_work *sent[SNAPJOB_STAGE_MAX];
+	uint32_t n = 0;
+	uint64_t offset = 0;
+	do {
+		ASSERT_LT(n, SNAPJOB_STAGE_MAX);
+		sent[n] = produce(&lead, &t.a.st, n == 0, APPLIED, offset);
+		offset += sent[n]->send.chunk_bytes;
+	} while (!sent[n++]->send.done);
+	ASSERT_GT(n, 2u);
+	uint8_t junk[64];
+	memset(junk, 0xee, sizeof junk); /* item kind 0xee: unknown */
+	struct raft_snapshot_chunk bad = chunk_of(&sent[0]->send);
+	bad.chunk = junk;
+	bad.chunk_bytes = sizeof junk;
+	struct snap_work *f1 = snap_work_new(), *f2 = snap_work_new();
+	ASSERT_EQ(snap_work_add_chunk(f1, &bad), 0);
+	ASSERT_EQ(snapjob_run(&follow, &t.b.st, f1), 0);
+	ASSERT_EQ(f1->stage[0].err, KEEL_EMALFORMED);
+	for (uint32_t i = 1; i < n; i++) {
+		struct raft_snapshot_chunk c = chunk_of(&sent[i]->send);
+		ASSERT_EQ(snap_work_add_chunk(f2, &c), 0);
+	}
+	ASSERT_EQ(snapjob_run(&follow, &t.b.st, f2), 0);
+	for (uint32_t i = 0; i + 1 < n; i++)
+		ASSERT_EQ(f2->stage[i].err, KEEL_ESTATE);
+	ASSERT_FALSE(f2->stage[n - 2].installed);
+	uint64_t staged = 99;
+	ASSERT_EQ(t.b.st.ops->stage_count(t.b.st.impl, &staged), 0);
+	ASSERT_U64_EQ(staged, 0);
+	struct store_meta meta;
+	ASSERT_EQ(t.b.st.ops->meta_get(t.b.st.impl, &meta), 0);
+	ASSERT_U64_EQ(meta.applied_index, 0);
+	/* a whole stream handed out before the loop's raft_snapshot_failed:
+	 * Raft no longer waits for it, so it is not installed either */
+	struct snap_work *f3 = snap_work_new(), *f4 = snap_work_new();
+	for (uint32_t i = 0; i < n; i++) {
+		struct raft_snapshot_chunk c = chunk_of(&sent[i]->send);
+		ASSERT_EQ(snap_work_add_chunk(f3, &c), 0);
+		ASSERT_EQ(snap_work_add_chunk(f4, &c), 0);
+		f4->stage[i].failures = 1; /* after it */
+	}
+	ASSERT_EQ(snapjob_run(&follow, &t.b.st, f3), 0);
+	ASSERT_FALSE(f3->stage[n - 1].installed);
+	ASSERT_EQ(t.b.st.ops->meta_get(t.b.st.impl, &meta), 0);
+	ASSERT_U64_EQ(meta.applied_index, 0);
+	/* one handed out after it installs */
+	ASSERT_EQ(snapjob_run(&follow, &t.b.st, f4), 0);
+	ASSERT_TRUE(f4->stage[n - 1].installed);
+	ASSERT_EQ(t.b.st.ops->meta_get(t.b.st.impl, &meta), 0);
+	ASSERT_U64_EQ(meta.applied_index, APPLIED);
+	for (uint32_t i = 0; i < n; i++)
+		snap_work_free(sent[i]);
+	snap_work_free(f1);
+	snap_work_free(f2);
+	snap_work_free(f3);
+	snap_work_free(f4);
+	snapjob_close(&lead);
+	snapjob_close(&follow);
 	close_lmdb(&t.a);
 	close_lmdb(&t.b);
 }
