@@ -173,7 +173,18 @@ echo $! >"$CL_DIR/pid.5"
 CL_N=5
 check "the added node $E catches up as a learner" converges 5 k00002999 "$big" 15
 check "members promote $E" ctl members promote "$E"
-check "node $E is a voter" sh -c "ctl() { '$KEEL_BIN/keelctl' --endpoints '$(all_endpoints),$(cl_client_addr 5)' \"\$@\"; }; ctl members list 2>/dev/null | grep -q '^$E voter '"
+# members list asks one node, which may not have received the promotion's
+# entry yet when promote returns: poll.
+is_voter_soon() {
+	end=$(($(date +%s) + 10))
+	while [ "$(date +%s)" -le "$end" ]; do
+		"$KEEL_BIN/keelctl" --endpoints "$(all_endpoints),$(cl_client_addr 5)" \
+			members list 2>/dev/null | grep -q "^$1 voter " && return 0
+		sleep 0.2
+	done
+	return 1
+}
+check "node $E is a voter" is_voter_soon "$E"
 
 # The leader removes itself: it answers once the removal committed, steps
 # down, and the two others go on.
