@@ -11,7 +11,8 @@
  * Leader: ready.snapshot_wants are queued, one per follower. The store has
  * one outgoing stream (one read transaction); it serves one follower (the
  * owner) until its last chunk, or until the owner asked for nothing for
- * SERVER_SNAP_IDLE_MS, then the next queued follower. At most one chunk is
+ * SERVER_SNAP_IDLE_MS, then the next queued follower (an idle owner's stream
+ * is closed even when no one waits). At most one chunk is
  * being produced at a time, and chunks leave at most at
  * cfg.snapshot_rate_bytes per second (a token bucket refilled every tick).
  *
@@ -107,8 +108,27 @@ static int pick_want(struct server *s, bool *fresh)
 	return 0;
 }
 
+/* The owner asked for nothing for SERVER_SNAP_IDLE_MS (it was removed, or
+ * died, or the core restarted it elsewhere): release the stream even when
+ * no one else waits, since an open read transaction stops LMDB from
+ * reusing pages and the data file grows under writes. */
+static void close_idle_stream(struct server *s)
+{
+	if (s->snap_owner == KEEL_NODE_NONE || s->snap_send_inflight)
+		return;
+	for (uint32_t i = 0; i < s->snap_want_count; i++)
+		if (s->snap_wants[i].to == s->snap_owner)
+			return;
+	if (uv_now(s->loop) - s->snap_owner_ms < SERVER_SNAP_IDLE_MS)
+		return;
+	LOG_INFO("snapshot stream for node %llu idle for %u ms; closed",
+		 (unsigned long long)s->snap_owner, (unsigned)SERVER_SNAP_IDLE_MS);
+	drop_stream(s);
+}
+
 void snaps_schedule(struct server *s)
 {
+	close_idle_stream(s);
 	if (s->snap_fail) {
 		s->snap_fail = false;
 		s->snap_failures++;
