@@ -19,11 +19,8 @@
  *  A2 A node is stopped only when the latest committed configuration no
  *     longer holds it, and only SIM_ADMIN_STOP_NS after that was seen (so
  *     a removed leader has time to step down, or not: removed_leader).
- *  A3 The admin never asks to remove the last voter, a leader that is one
- *     of two voters (see pick_removal), or a member whose node it has not
- *     started, nor for any change while a voter sees itself as no member
- *     (see choose: these avoid deadlocks of the core's rule E2, reported);
- *     at most one join is pending at a time.
+ *  A3 The admin never asks to remove the last voter or a member whose
+ *     node it has not started; at most one join is pending at a time.
  *  A4 No new change is asked for after the heal (pending joins and stops
  *     still complete), so the liveness phase sees a stable configuration.
  */
@@ -142,23 +139,6 @@ static int free_slot(struct sim *s)
 	return -1;
 }
 
-/* A voter of m that is no member of its own latest configuration (a torn
- * bootstrap entry left it none, or it holds a stale uncommitted change that
- * removed it): it neither votes nor campaigns (rule E2). */
-static bool refusing_voter(struct sim *s, const struct membership *m)
-{
-	for (uint32_t i = 0; i < m->member_count; i++) {
-		struct sim_node *n = sim_node_by_id(s, m->members[i].id);
-		struct membership own;
-		if (m->members[i].role != MEMBER_VOTER || n == NULL ||
-		    !sim_node_config(n, &own))
-			continue;
-		if (!sim_is_member(&own, n->id))
-			return true;
-	}
-	return false;
-}
-
 /* A member to remove (A3): a node that is down or cut off from the leader
  * (what an operator removes), the leader itself, or any started member;
  * never the last voter. 0 if none. */
@@ -185,12 +165,10 @@ static keel_node_id pick_removal(struct sim *s, struct sim_node *l,
 	uint32_t dice = (uint32_t)simrng_below(r, 10);
 	if (dice < 4 && ncut > 0)
 		return cut[simrng_below(r, ncut)];
-	/* A leader that is one of two voters is not removed: if it lost
-	 * leadership before its removal committed, the core (as of this
-	 * writing) deadlocks: it holds the newest log but, no voter of its
-	 * own latest configuration, neither campaigns nor votes, and the
-	 * other voter needs its vote under the old configuration. */
-	bool self_ok = !sim_is_voter(m, l->id) || voters >= 3;
+	/* The leader may remove itself, unless it is the last voter (a
+	 * removed leader that loses leadership before its removal commits
+	 * still campaigns and votes: raft_config.c C4). */
+	bool self_ok = !sim_is_voter(m, l->id) || voters >= 2;
 	if (dice < 5 && sim_is_member(m, l->id) && self_ok)
 		return l->id;
 	keel_node_id id = cand[simrng_below(r, nc)];
@@ -218,13 +196,6 @@ static bool choose(struct sim *s, struct sim_node *l, struct member_change *c,
 	raft_status(l->raft, &st);
 	const struct membership *m = &st.membership;
 	memset(c, 0, sizeof(*c));
-	/* No change while a voter sees itself as no member (it lost its
-	 * bootstrap entry to a torn write, or holds a stale removal of
-	 * itself): it neither votes nor campaigns (E2), and a change whose
-	 * leader then loses leadership can leave no electable quorum. An
-	 * operator checks the members' status first, too. */
-	if (refusing_voter(s, m))
-		return false;
 	if (a->joining && member_by_addr(m, a->join_addr) == NULL) {
 		c->kind = MEMBER_ADD_LEARNER; /* retry: idempotent by address */
 		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", a->join_addr);
