@@ -133,6 +133,16 @@ static void sleep_ms(uint32_t ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Errors that abandon this install and leave the store as it was (the
+ * batch was aborted): a malformed chunk, a map too full for the staged
+ * copy or the switch (LMDB's MAP_FULL/TXN_FULL are not sticky), or a
+ * snapshot older than the store's own compaction point. Raft is told and
+ * the leader starts over; any other error is the store's and sticks. */
+static bool install_abandoned(int rc)
+{
+	return rc == KEEL_EMALFORMED || rc == KEEL_ENOMEM || rc == KEEL_EINVAL;
+}
+
 static int stage(struct snapjob *sj, struct store *st, struct snap_work *w)
 {
 	for (uint32_t i = 0; i < w->stage_count; i++) {
@@ -146,7 +156,11 @@ static int stage(struct snapjob *sj, struct store *st, struct snap_work *w)
 		if (w->delay_ms > 0)
 			sleep_ms(w->delay_ms);
 		int rc = snap_stage_chunk(st, &sg->c);
-		if (rc == KEEL_EMALFORMED) {
+		if (rc == 0 && sg->c.done) {
+			rc = snap_install(st, &sg->c);
+			sg->installed = rc == 0;
+		}
+		if (install_abandoned(rc)) {
 			sg->err = rc;
 			sj->stage_broken = true;
 			sj->stage_broken_failures = sg->failures;
@@ -154,12 +168,6 @@ static int stage(struct snapjob *sj, struct store *st, struct snap_work *w)
 		}
 		if (rc != 0)
 			return rc;
-		if (sg->c.done) {
-			rc = snap_install(st, &sg->c);
-			if (rc != 0)
-				return rc;
-			sg->installed = true;
-		}
 	}
 	return 0;
 }

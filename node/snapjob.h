@@ -15,11 +15,13 @@
  *      last chunk;
  *   4. follower: stage incoming chunks in order (snap_stage_chunk, one batch
  *      each) and install the last one (snap_install: one batch and a sync);
- *      a malformed chunk stages nothing and skips every chunk handed
- *      out before the loop then calls raft_snapshot_failed, in this work
- *      or a later one (struct snap_stage.failures tells them apart).
- * Store errors are returned (the job fails: sticky); a bad chunk is not a
- * store error.
+ *      a malformed chunk, or a map too full for the staging or the
+ *      switch, abandons the install (the old state stands) and skips every
+ *      chunk handed out before the loop then calls raft_snapshot_failed,
+ *      in this work or a later one (struct snap_stage.failures tells them
+ *      apart).
+ * Other store errors are returned (the job fails: sticky); an abandoned
+ * install is not a store error.
  *
  * Invariants:
  *   1. the snap_reader is touched only on the storage thread;
@@ -56,7 +58,9 @@ struct snap_send { /* leader: one chunk of the outgoing stream */
 struct snap_stage { /* follower: one incoming chunk */
 	struct raft_snapshot_chunk c; /* c.chunk: owned copy */
 	uint64_t failures; /* raft_snapshot_failed calls before it was handed out */
-	int err;        /* out: 0, KEEL_EMALFORMED, or KEEL_ESTATE (skipped) */
+	int err;        /* out: 0, KEEL_ESTATE (skipped), or why the install was
+			   abandoned: KEEL_EMALFORMED, KEEL_ENOMEM (map full),
+			   KEEL_EINVAL (older than the compaction point) */
 	bool installed; /* out: c.done and snap_install succeeded */
 };
 

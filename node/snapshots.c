@@ -232,10 +232,12 @@ static void staged(struct server *s, struct snap_work *w)
 {
 	for (uint32_t i = 0; i < w->stage_count; i++) {
 		const struct snap_stage *sg = &w->stage[i];
-		if (sg->err == KEEL_EMALFORMED) {
-			LOG_WARN("snapshot chunk at offset %llu (through index %llu) is malformed; install abandoned, the leader will start over",
+		if (sg->err != 0 && sg->err != KEEL_ESTATE) {
+			LOG_WARN("snapshot chunk at offset %llu (through index %llu): %s; install abandoned, the old state stands, the leader will start over",
 				 (unsigned long long)sg->c.offset,
-				 (unsigned long long)sg->c.last_index);
+				 (unsigned long long)sg->c.last_index,
+				 sg->err == KEEL_EMALFORMED ? "malformed"
+							     : keel_err_msg(sg->err));
 			/* Once per failure: chunks handed out after an earlier
 			 * raft_snapshot_failed belong to a new stream. */
 			if (sg->failures == s->snap_failures) {

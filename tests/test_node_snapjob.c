@@ -161,6 +161,82 @@ TEST(stream_staged_and_installed_gives_the_leaders_state)
 	close_lmdb(&t.b);
 }
 
+/* A follower whose map is too small for the staged copy or the switch:
+ * LMDB's MAP_FULL is not sticky, so the install is abandoned (the chunk's
+ * err tells the loop to call raft_snapshot_failed), the old state stands
+ * and the store goes on working; it is not a failed job. */
+TEST(a_full_map_abandons_the_install_and_keeps_the_old_state)
+{
+	static struct two t;
+	memset(&t, 0, sizeof t);
+	open_lmdb(&t.a);
+	fill(&t.a.st);
+	fixture_tmpdir(&t.b);
+	struct lmdb_store_config cfg = { .dir = t.b.dir, .create = true,
+					 .map_bytes = 1024u * 1024u };
+	ASSERT_EQ(lmdb_store_open(&t.b.lmdb, &cfg), 0);
+	lmdb_store_bind(&t.b.lmdb, &t.b.st);
+	t.b.open = true;
+	const struct store_ops *o = t.b.st.ops;
+	uint8_t val[VALUE_BYTES];
+	memset(val, 'z', sizeof val);
+	ASSERT_EQ(o->write_begin(t.b.st.impl), 0);
+	for (uint32_t i = 0; i < 300; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "old%05u", i);
+		ASSERT_EQ(o->kv_put(t.b.st.impl, (const uint8_t *)k, 8, val, sizeof val), 0);
+	}
+	ASSERT_EQ(o->set_applied(t.b.st.impl, 5), 0);
+	ASSERT_EQ(o->write_commit(t.b.st.impl), 0);
+	ASSERT_EQ(o->sync(t.b.st.impl), 0);
+
+	struct snapjob lead, follow;
+	memset(&lead, 0, sizeof lead);
+	memset(&follow, 0, sizeof follow);
+	uint64_t offset = 0, last_index = 0;
+	uint32_t chunks = 0, abandoned = 0;
+	bool done = false;
+	while (!done) {
+		ASSERT_LT(chunks, 1000u);
+		struct snap_work *w = produce(&lead, &t.a.st, chunks == 0,
+					      last_index, offset);
+		last_index = w->send.out_last_index;
+		struct snap_work *f = snap_work_new();
+		struct raft_snapshot_chunk c = chunk_of(&w->send);
+		ASSERT_EQ(snap_work_add_chunk(f, &c), 0);
+		f->stage[0].failures = 0;
+		ASSERT_EQ(snapjob_run(&follow, &t.b.st, f), 0); /* not a store error */
+		ASSERT_FALSE(f->stage[0].installed);
+		if (f->stage[0].err == KEEL_ENOMEM)
+			abandoned++;
+		done = w->send.done;
+		offset += w->send.chunk_bytes;
+		chunks++;
+		snap_work_free(f);
+		snap_work_free(w);
+	}
+	ASSERT_EQ(abandoned, 1u); /* the rest are skipped (KEEL_ESTATE) */
+	struct store_meta meta;
+	ASSERT_EQ(o->meta_get(t.b.st.impl, &meta), 0);
+	ASSERT_U64_EQ(meta.applied_index, 5);
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(o->kv_get(t.b.st.impl, (const uint8_t *)"old00299", 8, &v, &vb), 0);
+	ASSERT_EQ(v[0], 'z');
+	ASSERT_EQ(o->kv_get(t.b.st.impl, (const uint8_t *)"key00000", 8, &v, &vb),
+		  KEEL_ENOTFOUND);
+	/* The store still takes writes. */
+	ASSERT_EQ(o->write_begin(t.b.st.impl), 0);
+	ASSERT_EQ(o->stage_clear(t.b.st.impl), 0);
+	ASSERT_EQ(o->set_applied(t.b.st.impl, 6), 0);
+	ASSERT_EQ(o->write_commit(t.b.st.impl), 0);
+	ASSERT_EQ(o->sync(t.b.st.impl), 0);
+	snapjob_close(&lead);
+	snapjob_close(&follow);
+	close_lmdb(&t.a);
+	close_lmdb(&t.b);
+}
+
 TEST(a_resend_repeats_and_an_unknown_offset_starts_over)
 {
 	static struct fixture f;
