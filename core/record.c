@@ -431,3 +431,16 @@ int record_snap_decode(const uint8_t *p, size_t n, uint64_t *index,
 	*m = d;
 	return 0;
 }
+
+bool store_item_valid(const struct store_item *it)
+{
+	if (it->kind == STORE_ITEM_KV)
+		return it->key != NULL && it->key_bytes >= 1 &&
+		       it->key_bytes <= KEEL_KEY_BYTES_MAX &&
+		       it->val_bytes <= KEEL_VALUE_BYTES_MAX &&
+		       (it->val_bytes == 0 || it->val != NULL);
+	if (it->kind == STORE_ITEM_SESSION)
+		return it->session.client_id != 0 &&
+		       it->session.status <= KV_STALE_SEQ;
+	return false;
+}

@@ -37,6 +37,7 @@
 #ifndef KEEL_RECORD_H
 #define KEEL_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,6 +105,13 @@ int record_snap_decode(const uint8_t *p, size_t n, uint64_t *index,
 /* 0 when m can be stored (counts, roles, NUL-terminated addresses, every
  * id below a nonzero next_id), else KEEL_EINVAL. */
 int record_membership_validate(const struct membership *m);
+
+/* A snapshot item as every store's stage_put and core/snapshot.c's chunk
+ * decoder accept it (core/store.h, core/snapshot.h): a kv pair with a key
+ * of 1..KEEL_KEY_BYTES_MAX bytes and a value of at most
+ * KEEL_VALUE_BYTES_MAX, or a session with a client id and a known
+ * status. */
+bool store_item_valid(const struct store_item *it);
 
 size_t record_applied_encode(uint64_t index, uint8_t *out, size_t cap);
 int record_applied_decode(const uint8_t *p, size_t n, uint64_t *index);

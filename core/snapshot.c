@@ -23,6 +23,7 @@
 #include "assert.h"
 #include "err.h"
 #include "mutant.h"
+#include "record.h"
 
 #define KV_HEADER_BYTES 9u       /* kind, key_bytes, val_bytes */
 #define SESSION_ITEM_BYTES 29u   /* kind, client_id, seq, last_index, status */
@@ -50,20 +51,6 @@ static uint64_t get_le(const uint8_t *p, unsigned bytes)
 
 /* ---- items ---------------------------------------------------------------- */
 
-/* The rules of core/snapshot.h; also what store stage_put accepts. */
-static bool item_valid(const struct store_item *it)
-{
-	if (it->kind == STORE_ITEM_KV)
-		return it->key != NULL && it->key_bytes >= 1 &&
-		       it->key_bytes <= KEEL_KEY_BYTES_MAX &&
-		       it->val_bytes <= KEEL_VALUE_BYTES_MAX &&
-		       (it->val_bytes == 0 || it->val != NULL);
-	if (it->kind == STORE_ITEM_SESSION)
-		return it->session.client_id != 0 &&
-		       it->session.status <= KV_STALE_SEQ;
-	return false;
-}
-
 static size_t item_bytes(const struct store_item *it)
 {
 	if (it->kind == STORE_ITEM_SESSION)
@@ -73,7 +60,7 @@ static size_t item_bytes(const struct store_item *it)
 
 int snap_item_encode(const struct store_item *it, uint8_t *out, size_t cap)
 {
-	KEEL_ASSERT(item_valid(it)); /* the reader checks what the store gave */
+	KEEL_ASSERT(store_item_valid(it)); /* the reader checks what the store gave */
 	size_t n = item_bytes(it);
 	KEEL_ASSERT(n <= SNAP_ITEM_BYTES_MAX);
 	if (n > cap)
@@ -128,7 +115,7 @@ static int item_parse(const uint8_t *p, size_t n, struct store_item *it,
 	} else {
 		return KEEL_EMALFORMED;
 	}
-	return item_valid(it) ? 0 : KEEL_EMALFORMED;
+	return store_item_valid(it) ? 0 : KEEL_EMALFORMED;
 }
 
 int snap_chunk_decode(const uint8_t *p, uint32_t n,
@@ -192,7 +179,7 @@ static int read_item(struct snap_reader *sr)
 	int rc = sr->st->ops->snap_next(sr->st->impl, &it);
 	if (rc <= 0)
 		return rc;
-	if (!item_valid(&it))
+	if (!store_item_valid(&it))
 		return KEEL_ECORRUPT;
 	rc = snap_item_encode(&it, sr->carry_buf, SNAP_ITEM_BYTES_MAX);
 	KEEL_ASSERT(rc > 0);

@@ -68,19 +68,6 @@ int lmdb__stage_clear(void *impl)
 	return mrc == 0 ? 0 : stage_fail(s, lmdb__err(s, mrc, "stage clear"));
 }
 
-static bool item_ok(const struct store_item *it)
-{
-	if (it->kind == STORE_ITEM_KV)
-		return it->key != NULL && it->key_bytes >= 1 &&
-		       it->key_bytes <= KEEL_KEY_BYTES_MAX &&
-		       it->val_bytes <= KEEL_VALUE_BYTES_MAX &&
-		       (it->val_bytes == 0 || it->val != NULL);
-	if (it->kind == STORE_ITEM_SESSION)
-		return it->session.client_id != 0 &&
-		       it->session.status <= KV_STALE_SEQ;
-	return false;
-}
-
 /* The sequence number the next staged item gets (S1). */
 static int stage_next_seq(struct lmdb_store *s, uint64_t *seq)
 {
@@ -124,7 +111,7 @@ int lmdb__stage_put(void *impl, const struct store_item *it)
 	int rc = stage_check(s);
 	if (rc != 0)
 		return rc;
-	if (!item_ok(it))
+	if (!store_item_valid(it))
 		return KEEL_EINVAL;
 	uint64_t seq = 0;
 	rc = stage_next_seq(s, &seq);

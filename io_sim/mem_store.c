@@ -743,25 +743,13 @@ static int op_stage_clear(void *impl)
 	return rc != 0 ? rc : stage_empty(s);
 }
 
-static bool item_ok(const struct store_item *it)
-{
-	if (it->kind == STORE_ITEM_KV)
-		return key_ok(it->key, it->key_bytes) &&
-		       it->val_bytes <= KEEL_VALUE_BYTES_MAX &&
-		       (it->val_bytes == 0 || it->val != NULL);
-	if (it->kind == STORE_ITEM_SESSION)
-		return it->session.client_id != 0 &&
-		       it->session.status <= KV_STALE_SEQ;
-	return false;
-}
-
 static int op_stage_put(void *impl, const struct store_item *it)
 {
 	struct mem_store *s = impl;
 	int rc = write_check(s);
 	if (rc != 0)
 		return rc;
-	if (!item_ok(it))
+	if (!store_item_valid(it))
 		return KEEL_EINVAL;
 	if (it->kind == STORE_ITEM_KV) {
 		rc = map_write(s, &s->stage_kv, it->key, it->key_bytes, it->val,
