@@ -77,6 +77,26 @@ static int in_hello(struct net *n, struct fconn *c, const uint8_t *p,
 	return 0;
 }
 
+/* Decode one peer frame from `from` and hand it to the node; a message that
+ * claims another sender or another addressee is KEEL_ERANGE. */
+static int deliver(struct net *n, keel_node_id from, const uint8_t *p,
+		   uint32_t len)
+{
+	struct msg m;
+	struct codec_decoded d;
+	int rc = codec_msg_decode(p, len, &(struct keel_alloc){ 0 }, &m, &d);
+	if (rc != 0)
+		return rc;
+	if (m.from != from || m.to != n->self) {
+		codec_decoded_free(&d);
+		return KEEL_ERANGE;
+	}
+	n->ctr.msgs_received++;
+	n->on_msg(n->ctx, &m);
+	codec_decoded_free(&d);
+	return 0;
+}
+
 static int in_frame(struct fconn *c, uint32_t type, const uint8_t *p,
 		    uint32_t len)
 {
@@ -88,19 +108,7 @@ static int in_frame(struct fconn *c, uint32_t type, const uint8_t *p,
 	}
 	if (type != FRAME_PEER)
 		return KEEL_EBADTYPE;
-	struct msg m;
-	struct codec_decoded d;
-	int rc = codec_msg_decode(p, len, &(struct keel_alloc){ 0 }, &m, &d);
-	if (rc != 0)
-		return rc;
-	if (m.from != c->tag || m.to != n->self) {
-		codec_decoded_free(&d);
-		return KEEL_ERANGE;
-	}
-	n->ctr.msgs_received++;
-	n->on_msg(n->ctx, &m);
-	codec_decoded_free(&d);
-	return 0;
+	return deliver(n, c->tag, p, len);
 }
 
 static void in_close(struct fconn *c, int reason)
@@ -210,19 +218,7 @@ static int out_frame(struct fconn *c, uint32_t type, const uint8_t *p,
 	struct net *n = peer->net;
 	if (type != FRAME_PEER)
 		return KEEL_EBADTYPE;
-	struct msg m;
-	struct codec_decoded d;
-	int rc = codec_msg_decode(p, len, &(struct keel_alloc){ 0 }, &m, &d);
-	if (rc != 0)
-		return rc;
-	if (m.from != peer->id || m.to != n->self) {
-		codec_decoded_free(&d);
-		return KEEL_ERANGE;
-	}
-	n->ctr.msgs_received++;
-	n->on_msg(n->ctx, &m);
-	codec_decoded_free(&d);
-	return 0;
+	return deliver(n, peer->id, p, len);
 }
 
 static void out_close(struct fconn *c, int reason)

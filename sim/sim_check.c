@@ -412,17 +412,24 @@ void sim_check_final(struct sim *s)
 	}
 }
 
-void sim_check_state_at(struct sim *s, struct sim_node *n, uint64_t index,
-			uint64_t digest)
+/* The first digest recorded at index is the reference (0 is stored as 1:
+ * 0 means none yet); false when digest differs from it. */
+static bool state_matches(struct sim *s, uint64_t index, uint64_t digest)
 {
 	struct sim_slot *sl = slot(s, index);
 	if (sl == NULL)
-		return;
+		return true;
 	if (digest == 0)
 		digest = 1;
 	if (sl->state == 0)
 		sl->state = digest;
-	else if (sl->state != digest)
+	return sl->state == digest;
+}
+
+void sim_check_state_at(struct sim *s, struct sim_node *n, uint64_t index,
+			uint64_t digest)
+{
+	if (!state_matches(s, index, digest))
 		sim_fail(s, "state_diverged",
 			 "n%llu holds a different kv/session state after applying through %llu than an earlier node did",
 			 (unsigned long long)n->id, (unsigned long long)index);
@@ -431,14 +438,7 @@ void sim_check_state_at(struct sim *s, struct sim_node *n, uint64_t index,
 void sim_check_installed(struct sim *s, struct sim_node *n, uint64_t index,
 			 uint64_t digest)
 {
-	struct sim_slot *sl = slot(s, index);
-	if (sl == NULL)
-		return;
-	if (digest == 0)
-		digest = 1;
-	if (sl->state == 0)
-		sl->state = digest;
-	else if (sl->state != digest)
+	if (!state_matches(s, index, digest))
 		sim_fail(s, "snapshot_diverged",
 			 "n%llu installed a snapshot through %llu whose kv/session state differs from what was applied there",
 			 (unsigned long long)n->id, (unsigned long long)index);
