@@ -9,7 +9,7 @@ S=${BENCH_SECONDS:-15}
 cl_setup
 cl_boot 3 || exit 1
 L=$(cl_wait_leader 20) || { echo "no leader"; exit 1; }
-echo "== fresh 3-node cluster, leader node $L, ${S}s per run"
+echo "== fresh 3-node cluster, leader node $L, ${S}s per run, flags: ${CL_FLAGS:-none}"
 B="$KEEL_BIN/keelctl --endpoints $(cl_endpoints)"
 echo "== 1 client, put, 100-byte values"
 $B bench --clients 1 --seconds "$S" --op put --value-bytes 100

@@ -277,6 +277,9 @@ int config_set(struct node_config *c, const char *name, const char *value,
 	if (strcmp(name, "snapshot-rate-bytes") == 0)
 		return set_u64(&c->snapshot_rate_bytes, value, 64u * 1024u,
 			       1ull << 40, where, err, err_bytes);
+	if (strcmp(name, "apply-flush-ms") == 0)
+		return set_u32(&c->apply_flush_ms, value, 0,
+			       CONFIG_APPLY_FLUSH_MS_MAX, where, err, err_bytes);
 	if (strcmp(name, "debug-snapshot-delay-ms") == 0)
 		return set_u32(&c->debug_snapshot_delay_ms, value, 0,
 			       CONFIG_DEBUG_SNAPSHOT_DELAY_MS_MAX, where, err,

@@ -37,6 +37,7 @@
 #define CONFIG_PENDING_MAX_DEFAULT 8192u
 #define CONFIG_SNAPSHOT_RATE_BYTES_DEFAULT (32u * 1024u * 1024u)
 #define CONFIG_DEBUG_SNAPSHOT_DELAY_MS_MAX 10000u
+#define CONFIG_APPLY_FLUSH_MS_MAX 10000u /* --apply-flush-ms */
 
 struct config_peer {
 	keel_node_id id;
@@ -71,6 +72,9 @@ struct node_config {
 	uint64_t log_tail_bytes;
 	/* Snapshots sent: bytes per second to all followers together. */
 	uint64_t snapshot_rate_bytes;
+	/* The applied state is written to LMDB once this old (node/disk.h);
+	 * 0: in every storage job. */
+	uint32_t apply_flush_ms;
 	/* Testing only: the storage thread sleeps this long before staging
 	 * each incoming snapshot chunk, so a test can kill a node in the
 	 * middle of an install. 0 (the default) in any real deployment. */

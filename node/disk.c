@@ -174,10 +174,10 @@ static int apply_from(struct disk *d, struct disk_job *j, uint32_t first)
 	if (first == j->committed_count)
 		return 0;
 	uint64_t t1 = now_ns();
-	d->ob.aborted = false;
+	d->wc.aborted = false;
 	int rc = kv_apply(&d->kv, &j->committed[first],
 			  j->committed_count - first, on_result, j);
-	if (rc == 0 && (d->ob.aborted || j->err != 0))
+	if (rc == 0 && (d->wc.aborted || j->err != 0))
 		rc = j->err != 0 ? j->err : KEEL_ESTORAGE;
 	j->apply_ns += now_ns() - t1;
 	if (rc == 0)
@@ -185,16 +185,74 @@ static int apply_from(struct disk *d, struct disk_job *j, uint32_t first)
 	return rc;
 }
 
-/* Step 1 of disk.h: apply what was committed at submission, then the hard
- * state and the log segments; one commit, one sync. */
-static int write_log(struct disk *d, struct disk_job *j)
+/* A store batch for the cache to flush into (wcache W4, W6). */
+static int batch_begin(struct disk *d)
 {
-	if (!j->hard_state_changed && j->entry_count == 0 &&
-	    j->committed_count == 0)
+	int rc = d->store->ops->write_begin(d->store->impl);
+	d->wc.wrote_real = false;
+	return rc;
+}
+
+static bool flush_due(const struct disk *d)
+{
+	return !wcache_empty(&d->wc) &&
+	       now_ns() - d->flushed_ns >= (uint64_t)d->opt.flush_ms * 1000000u;
+}
+
+/* A small cache rides in the job's log batch (no commit of its own); a
+ * large one gets its own batch after the log's sync, so that its writes
+ * never delay the log (disk.h). */
+static bool flush_small(const struct disk *d)
+{
+	return flush_due(d) &&
+	       wcache_items(&d->wc) <= DISK_FLUSH_RIDE_ITEMS_MAX;
+}
+
+static bool flush_large(const struct disk *d)
+{
+	return flush_due(d) && wcache_items(&d->wc) > DISK_FLUSH_RIDE_ITEMS_MAX;
+}
+
+static int flush_into_batch(struct disk *d)
+{
+	int rc = wcache_flush(&d->wc);
+	if (rc == 0)
+		d->flushed_ns = now_ns();
+	return rc;
+}
+
+/* The cache alone, in a batch of its own (with a sync when asked). */
+static int flush_batch(struct disk *d, bool sync)
+{
+	if (wcache_empty(&d->wc))
 		return 0;
 	const struct store_ops *ops = d->store->ops;
 	void *s = d->store->impl;
-	int rc = ops->write_begin(s);
+	int rc = batch_begin(d);
+	if (rc != 0)
+		return rc;
+	rc = flush_into_batch(d);
+	if (rc != 0) {
+		ops->write_abort(s);
+		return rc;
+	}
+	rc = ops->write_commit(s);
+	if (rc == 0 && sync)
+		rc = ops->sync(s);
+	return rc;
+}
+
+/* Step 1 of disk.h: apply what was committed at submission, then the hard
+ * state and the log segments (and the cache when a flush is due); one
+ * commit, one sync. */
+static int write_log(struct disk *d, struct disk_job *j)
+{
+	if (!j->hard_state_changed && j->entry_count == 0 &&
+	    j->committed_count == 0 && !flush_small(d))
+		return 0;
+	const struct store_ops *ops = d->store->ops;
+	void *s = d->store->impl;
+	int rc = batch_begin(d);
 	if (rc != 0)
 		return rc;
 	rc = apply_from(d, j, 0);
@@ -204,6 +262,8 @@ static int write_log(struct disk *d, struct disk_job *j)
 		const struct disk_segment *sg = &j->segments[i];
 		rc = ops->log_append(s, &j->entries[sg->first], sg->count);
 	}
+	if (rc == 0 && flush_small(d)) /* the applies above ride along too */
+		rc = flush_into_batch(d);
 	if (rc != 0) {
 		ops->write_abort(s);
 		return rc;
@@ -226,20 +286,23 @@ static int write_log(struct disk *d, struct disk_job *j)
 	return rc;
 }
 
-/* Step 3 of disk.h: what the loop added in step 2, in a second batch that
- * commits without a sync (same reason as above; LMDB's next commit makes
- * it durable before its own). */
+/* Step 3 of disk.h: what the loop added in step 2, into the cache, and a
+ * large cache when due. The batch commits (without a sync: same reason as
+ * above; LMDB's next commit makes it durable before its own) only when
+ * the cache flushed into it. */
 static int apply_pulled(struct disk *d, struct disk_job *j, uint32_t first)
 {
 	if (first == j->committed_count)
-		return 0;
+		return flush_large(d) ? flush_batch(d, false) : 0;
 	const struct store_ops *ops = d->store->ops;
 	void *s = d->store->impl;
-	int rc = ops->write_begin(s);
+	int rc = batch_begin(d);
 	if (rc == 0)
 		rc = apply_from(d, j, first);
-	if (rc != 0) {
-		ops->write_abort(s);
+	if (rc == 0 && flush_large(d))
+		rc = flush_into_batch(d);
+	if (rc != 0 || !d->wc.wrote_real) {
+		ops->write_abort(s); /* nothing reached the batch, or failed */
 		return rc;
 	}
 	return ops->write_commit(s);
@@ -264,6 +327,26 @@ static void serve_reads(struct disk *d, struct disk_job *j)
 	}
 }
 
+/* Invariant 2 and 7: the cache may hold part of a failed apply. */
+static void fail(struct disk *d, int rc)
+{
+	d->sticky_err = rc;
+	wcache_drop(&d->wc);
+}
+
+/* A flush outside any job (idle, or stopping); a failure sticks. */
+static void flush_alone(struct disk *d, bool sync)
+{
+	if (d->sticky_err != 0)
+		return;
+	int rc = flush_batch(d, sync);
+	if (rc != 0) {
+		LOG_ERROR("storage: writing the applied state failed: %s",
+			  keel_err_msg(rc));
+		fail(d, rc);
+	}
+}
+
 static void run_job(struct disk *d, struct disk_job *j)
 {
 	if (d->sticky_err != 0) { /* invariant 2 */
@@ -274,20 +357,52 @@ static void run_job(struct disk *d, struct disk_job *j)
 	uint32_t first_pulled = j->committed_count;
 	int rc = write_log(d, j);
 	/* Snapshot staging and compaction follow the log writes, before the
-	 * persisted callback releases the held messages (snapjob.h). */
+	 * persisted callback releases the held messages (snapjob.h), and the
+	 * cache before them (invariant 7). */
 	if (rc == 0 && j->snap != NULL)
+		rc = flush_batch(d, false);
+	if (rc == 0 && j->snap != NULL) {
+		KEEL_ASSERT(wcache_empty(&d->wc));
 		rc = snapjob_run(d->snapjob, d->store, j->snap);
+	}
 	j->persist_ns = now_ns() - t0 - j->apply_ns;
 	if (rc == 0) {
 		pause_persisted(d);
 		rc = apply_pulled(d, j, first_pulled);
 	}
 	if (rc != 0) {
-		d->sticky_err = rc;
+		fail(d, rc);
 		j->err = rc;
 		return;
 	}
 	serve_reads(d, j);
+}
+
+/* Wait for a job or stop; flush the cache when it is due and at least
+ * DISK_IDLE_FLUSH_MS passed without a job. */
+static void wait_for_work(struct disk *d)
+{
+	while (!d->stop && (d->job == NULL || d->job_done)) {
+		if (wcache_empty(&d->wc) || d->sticky_err != 0) {
+			pthread_cond_wait(&d->cv, &d->mu);
+			continue;
+		}
+		uint32_t ms = d->opt.flush_ms > d->opt.idle_flush_ms
+				      ? d->opt.flush_ms
+				      : d->opt.idle_flush_ms;
+		uint64_t due = d->flushed_ns + (uint64_t)ms * 1000000u;
+		if (now_ns() >= due) {
+			pthread_mutex_unlock(&d->mu);
+			flush_alone(d, false);
+			pthread_mutex_lock(&d->mu);
+			continue;
+		}
+		struct timespec ts = { /* the cv waits on CLOCK_MONOTONIC */
+			.tv_sec = (time_t)(due / 1000000000ull),
+			.tv_nsec = (long)(due % 1000000000ull),
+		};
+		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+	}
 }
 
 static void *thread_main(void *arg)
@@ -295,8 +410,7 @@ static void *thread_main(void *arg)
 	struct disk *d = arg;
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
-		while (!d->stop && (d->job == NULL || d->job_done))
-			pthread_cond_wait(&d->cv, &d->mu);
+		wait_for_work(d);
 		if (d->job == NULL || d->job_done) {
 			KEEL_ASSERT(d->stop);
 			break;
@@ -309,6 +423,7 @@ static void *thread_main(void *arg)
 		uv_async_send(&d->async);
 	}
 	pthread_mutex_unlock(&d->mu);
+	flush_alone(d, true); /* a clean stop leaves the store up to date */
 	return NULL;
 }
 
@@ -346,18 +461,26 @@ static void on_async(uv_async_t *a)
 }
 
 int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
-	       const struct disk_callbacks *cb, void *ctx)
+	       const struct disk_options *opt, const struct disk_callbacks *cb,
+	       void *ctx)
 {
+	KEEL_ASSERT(opt->flush_ms <= DISK_FLUSH_MS_MAX);
 	memset(d, 0, sizeof *d);
 	d->store = store;
-	onebatch_init(&d->ob, store);
-	kv_init(&d->kv, &d->ob.view, &(struct keel_alloc){ 0 });
+	wcache_init(&d->wc, store);
+	kv_init(&d->kv, &d->wc.view, &(struct keel_alloc){ 0 });
+	d->opt = *opt;
+	d->flushed_ns = now_ns();
 	d->persisted = cb->persisted;
 	d->results = cb->results;
 	d->done = cb->done;
 	d->ctx = ctx;
 	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	int rc = uv_async_init(loop, &d->async, on_async);
 	if (rc != 0)
 		return rc;
@@ -399,6 +522,7 @@ void disk_stop(struct disk *d)
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 	pthread_join(d->thread, NULL);
+	wcache_free(&d->wc);
 	d->started = false;
 	uv_close((uv_handle_t *)&d->async, NULL);
 }

@@ -6,27 +6,44 @@
  * iteration (group commit) and submits it; at most one job is in flight.
  * The storage thread runs a job in this order:
  *   1. one write batch: kv_apply of the entries committed when the job was
- *      built (through a onebatch view; their results are posted to the
- *      loop at once), the hard state and every log segment; one commit
+ *      built (into the write-back cache, wcache.h; their results are posted
+ *      to the loop at once), the hard state and every log segment, and the
+ *      cache itself when a flush is due and it is small (below); one commit
  *      and, when the job has log entries or a new term or vote, one sync;
- *      then the job's compaction and snapshot work, if any (snapjob.h);
+ *      then the job's compaction and snapshot work, if any (snapjob.h),
+ *      after a flush of the cache in a batch of its own;
  *   2. the persisted callback on the loop: it sends what waited for that
  *      sync, tells Raft, and may add the entries that became committed
  *      meanwhile to the job; the storage thread waits until it returned;
- *   3. when step 2 added entries: kv_apply of those in a second write
- *      batch, their results posted at once, one commit (no sync);
- *   4. the reads of the job, from the state just committed.
+ *   3. when step 2 added entries: kv_apply of those into the cache, their
+ *      results posted at once; a due flush of a large cache; the store
+ *      batch opened for this (wcache W4) commits, without a sync, only
+ *      when the cache flushed into it;
+ *   4. the reads of the job, through the cache.
  * Then it posts the job back to the loop (the done callback).
+ *
+ * The cache is flushed once it is flush_ms old (0, the default: in every
+ * job): up to DISK_FLUSH_RIDE_ITEMS_MAX items inside step 1's batch, which
+ * then holds the previous job's step 3 applies at no extra commit; a
+ * larger cache in step 3, after the log's sync, so that its writes do not
+ * hold the log back. Also when it is full (wcache W2), after
+ * DISK_IDLE_FLUSH_MS without a job, before compaction and snapshot work,
+ * and when the thread stops (then with a sync). Why a larger flush_ms
+ * helps: every put lands on a random kv leaf, so writing the applied state
+ * in every job costs a leaf and its branch pages per put on every replica,
+ * most of the disk's work; a flush of many puts shares them. Its price: the
+ * flush's pages stay in LMDB's dirty-page memory and grow the data file
+ * (resident memory), and each flush holds the next job back.
  *
  * Why step 3: under load the entries of a job's log become committed just
  * after its sync (the followers sync at the same time); applying them in
  * the same job answers their clients one whole job earlier. Why results
- * may leave before their batch commits (and without a sync): a committed
- * entry is durable on a majority already, and its result is a function of
- * the committed log, so a crash or a failed commit after the answer cannot
- * take it back (the restarted node replays the log to the same result);
- * the applied state is rebuilt from the log after a crash, and LMDB makes
- * a batch durable no later than the next synced one.
+ * may leave before their state reaches the store (and without a sync): a
+ * committed entry is durable on a majority already, and its result is a
+ * function of the committed log, so a crash or a failed commit after the
+ * answer cannot take it back (the restarted node replays the log from the
+ * store's applied index to the same result); compaction never cuts the log
+ * above that index, because the cache is flushed first.
  *
  * Invariants:
  *   1. jobs run in submission order, one at a time;
@@ -39,7 +56,10 @@
  *   5. results reach the results callback in log order, each once, only
  *      after kv_apply produced them without error; results posted before
  *      the persisted callback are delivered before it;
- *   6. the done callback comes last; after a failure err != 0.
+ *   6. the done callback comes last; after a failure err != 0;
+ *   7. compaction and snapshot work start with an empty cache, so the
+ *      store's applied index is at or above any index the log is cut at;
+ *      after a failure the cache is dropped, never flushed.
  */
 #ifndef KEEL_NODE_DISK_H
 #define KEEL_NODE_DISK_H
@@ -52,11 +72,16 @@
 #include "../core/kv.h"
 #include "../core/msg.h"
 #include "../core/store.h"
-#include "onebatch.h"
+#include "wcache.h"
 #include "snapjob.h"
 
 #define DISK_SEGMENTS_MAX 64u /* log segments (readies) in one job */
 #define DISK_READS_MAX 8192u  /* reads served by one job */
+#define DISK_FLUSH_MS_MAX 10000u /* the largest flush_ms (--apply-flush-ms) */
+#define DISK_FLUSH_RIDE_ITEMS_MAX 512u /* a cache up to this many items is
+				      flushed inside a job's log batch */
+#define DISK_IDLE_FLUSH_MS 20u /* a due cache is flushed after this long
+				  without a job */
 
 struct disk_segment {
 	uint32_t first; /* into job entries */
@@ -122,10 +147,20 @@ struct disk_callbacks {
 	disk_done_fn done;
 };
 
+struct disk_options {
+	uint32_t flush_ms;      /* the cache is flushed once this old (at most
+				   DISK_FLUSH_MS_MAX; 0: in every job) */
+	uint32_t idle_flush_ms; /* ... and after this long without a job, if
+				   due (DISK_IDLE_FLUSH_MS; tests change it) */
+};
+
 struct disk {
 	struct store *store;
-	struct onebatch ob; /* kv_apply runs inside the job's batch */
-	struct kv kv;       /* on ob.view; storage thread only */
+	struct wcache wc;   /* storage thread only: the applied state not yet
+			       in the store (kv_apply writes here) */
+	struct kv kv;       /* on wc.view; storage thread only */
+	struct disk_options opt;
+	uint64_t flushed_ns; /* storage thread: the cache's last flush */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -150,7 +185,8 @@ struct disk {
 
 /* Start the storage thread. Returns 0 or a -errno. */
 int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
-	       const struct disk_callbacks *cb, void *ctx);
+	       const struct disk_options *opt, const struct disk_callbacks *cb,
+	       void *ctx);
 bool disk_busy(const struct disk *d);
 /* Submit j (ownership passes until done(ctx, j) is called on the loop). */
 void disk_submit(struct disk *d, struct disk_job *j);

@@ -48,6 +48,8 @@ static const char usage[] =
 	"  --heartbeat-ticks N  heartbeat interval in ticks (default 5)\n"
 	"  --pending-max N      client requests in flight (default 8192)\n"
 	"  --map-bytes N        largest size of the data file (LMDB map; default 64 GiB)\n"
+	"  --apply-flush-ms N   write the applied state to LMDB once N ms old\n"
+	"                       (default 0: with every log write; see node/NODE.md)\n"
 	"  --help, --version\n"
 	"\n"
 	"SIGTERM/SIGINT: hand leadership over, finish in-flight work, exit 0;\n"

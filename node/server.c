@@ -14,6 +14,9 @@
 #include "clients.h"
 #include "server.h"
 
+_Static_assert(CONFIG_APPLY_FLUSH_MS_MAX <= DISK_FLUSH_MS_MAX,
+	       "--apply-flush-ms fits the storage thread");
+
 struct held {
 	keel_node_id to;
 	struct fconn_wbuf *wb;
@@ -629,7 +632,11 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 		.results = on_job_results,
 		.done = on_job_done,
 	};
-	rc = disk_start(&s->disk, loop, s->store, &disk_cb, s);
+	const struct disk_options disk_opt = {
+		.flush_ms = s->cfg.apply_flush_ms,
+		.idle_flush_ms = DISK_IDLE_FLUSH_MS,
+	};
+	rc = disk_start(&s->disk, loop, s->store, &disk_opt, &disk_cb, s);
 	if (rc != 0)
 		return rc;
 	s->disk.snapjob = &s->snapjob;

@@ -23,15 +23,20 @@
  *   W1 the view reads as the store would after wcache_flush and a commit:
  *      a cached kv pair or session (or its deletion) hides the store's; the
  *      applied index in meta_get is the cached one when one is set.
- *   W2 the cache holds at most WCACHE_ITEMS_MAX items and WCACHE_BYTES_MAX
- *      bytes once a write returns: a write that passes either bound
- *      flushes the whole cache into the store's open batch.
+ *   W2 the cache holds fewer than WCACHE_ITEMS_MAX items and
+ *      WCACHE_BYTES_MAX bytes once a write returns: a write that reaches
+ *      either bound flushes the whole cache into the store's open batch.
  *   W3 session_count and session_oldest (eviction, K4 of kv.c) are answered
  *      by the store after a flush, so eviction sees one ordered table.
  *   W4 the owner keeps a store batch open whenever the view may write
  *      (kv_apply runs), since W2 and W3 may flush into it.
  *   W5 a failed flush leaves the cache as it was; the owner must abort the
  *      store batch (the store's writes are then poisoned, the cache is not).
+ *   W6 a store batch holds whole applies: when a flush wrote part of one
+ *      kv_apply into it (W2, W3), the view's write_commit at the end of
+ *      that kv_apply flushes the rest, so a committed batch's applied
+ *      index always describes exactly its kv and sessions. The owner
+ *      clears wrote_real after each write_begin on the store.
  */
 #ifndef KEEL_NODE_WCACHE_H
 #define KEEL_NODE_WCACHE_H

@@ -128,6 +128,21 @@ TEST(join_flags_validate)
 	ASSERT_EQ(parse(&c, err, 3, bad), KEEL_ECONFIG);
 }
 
+TEST(apply_flush_ms_is_bounded)
+{
+	struct node_config c;
+	char err[CONFIG_ERR_BYTES_MAX];
+	config_defaults(&c);
+	ASSERT_EQ(c.apply_flush_ms, 0);
+	ASSERT_EQ(config_parse_text(&c, "t.conf", "apply-flush-ms = 400\n", err,
+				    sizeof err), 0);
+	ASSERT_EQ(c.apply_flush_ms, 400);
+	ASSERT_EQ(config_parse_text(&c, "t.conf", "apply-flush-ms = 10001\n",
+				    err, sizeof err), KEEL_ECONFIG);
+	ASSERT_TRUE(strstr(err, "t.conf line 1") != NULL);
+	ASSERT_EQ(c.apply_flush_ms, 400); /* unchanged by the refused value */
+}
+
 TEST(compaction_and_snapshot_settings)
 {
 	struct node_config c;

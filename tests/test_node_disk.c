@@ -1,11 +1,14 @@
 /* test_node_disk.c: the storage thread's ordering rules (node/disk.h):
  * results of the entries committed at submission reach the loop before the
  * job's first commit; the persisted callback comes only after that commit
- * and its sync; entries the loop adds in that callback are applied in a
- * second batch whose results come before its commit; done comes last; no
- * results from a failed apply; failures are reported and stick. The store
- * is io_sim's in-memory one behind a gate that holds write_commit until
- * the test lets it through. */
+ * and its sync; entries the loop adds in that callback are applied (into
+ * the write-back cache) with their results before any commit of theirs;
+ * done comes last; no results from a failed apply; failures are reported
+ * and stick. The cache: reads see it, a small one rides in the next job's
+ * log batch, an idle one is flushed on its own, a stop flushes and syncs
+ * it, compaction never runs ahead of it, a failed flush fails the job. The
+ * store is io_sim's in-memory one behind a gate that holds write_commit
+ * until the test lets it through. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -27,6 +30,7 @@ struct gate {
 	uint32_t commits_entered, commits_returned, syncs_returned;
 	int commit_rc;            /* forced write_commit result (0: real) */
 	int kv_put_rc;            /* forced kv_put result (0: real) */
+	int session_get_rc;       /* forced session_get result (0: real) */
 	struct store real;
 };
 
@@ -68,6 +72,13 @@ static int gate_kv_put(void *s, const uint8_t *k, uint32_t kb,
 	if (G.kv_put_rc != 0)
 		return G.kv_put_rc;
 	return G.real.ops->kv_put(s, k, kb, v, vb);
+}
+
+static int gate_session_get(void *s, uint64_t id, struct kv_session *out)
+{
+	if (G.session_get_rc != 0)
+		return G.session_get_rc;
+	return G.real.ops->session_get(s, id, out);
 }
 
 static void gate_allow(uint32_t commits)
@@ -172,12 +183,42 @@ static bool wait_commit_entered(uint32_t n)
 	return false;
 }
 
+/* Spin until write_commit number n returned. */
+static bool wait_commit_returned(uint32_t n)
+{
+	for (uint32_t i = 0; i < WAIT_MS_MAX; i++) {
+		if (gate_get(&G.commits_returned) >= n)
+			return true;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+/* The store itself (not through the cache). Call only while the storage
+ * thread cannot be writing: no job in flight and an empty cache, or the
+ * thread stopped. */
+static uint64_t store_applied(void)
+{
+	struct store_meta m;
+	ASSERT_EQ(G.real.ops->meta_get(G.real.impl, &m), 0);
+	return m.applied_index;
+}
+
+static int store_get(const char *key, const uint8_t **v, uint32_t *vb)
+{
+	return G.real.ops->kv_get(G.real.impl, (const uint8_t *)key,
+				  (uint32_t)strlen(key), v, vb);
+}
+
 struct env {
 	uv_loop_t loop;
 	struct mem_store mem;
 	struct store st;
 	struct disk disk;
 	struct disk_job job;
+	struct disk_options opt; /* disk_start's (zero: flush_ms 0, idle
+				    DISK_IDLE_FLUSH_MS) */
 	uint8_t data[3][256];
 };
 
@@ -194,10 +235,15 @@ static void env_open(struct env *e)
 	gate_ops.write_commit = gate_commit;
 	gate_ops.sync = gate_sync;
 	gate_ops.kv_put = gate_kv_put;
+	gate_ops.session_get = gate_session_get;
 	e->st.ops = &gate_ops;
 	e->st.impl = G.real.impl;
 	disk_job_init(&e->job);
-	ASSERT_EQ(disk_start(&e->disk, &e->loop, &e->st, &callbacks, NULL), 0);
+	if (e->opt.idle_flush_ms == 0)
+		e->opt.idle_flush_ms = DISK_IDLE_FLUSH_MS;
+	ASSERT_EQ(disk_start(&e->disk, &e->loop, &e->st, &e->opt, &callbacks,
+			     NULL),
+		  0);
 }
 
 static void env_close(struct env *e)
@@ -251,19 +297,20 @@ TEST(results_before_commit_persisted_after_sync_pulled_entries_applied)
 	ASSERT_EQ(S.commits_at_persisted, 1u);
 	ASSERT_EQ(S.syncs_at_persisted, 1u);
 	ASSERT_EQ(S.results_at_persisted, 1u);
-	/* step 3: the pulled entry's result before its own batch commits */
+	/* step 3: the pulled entry's result, into the cache: no commit */
 	ASSERT_TRUE(run_until(&e.loop, &S.results, 2));
 	ASSERT_EQ(S.seq[1], 2u);
 	ASSERT_EQ(S.commits_at_result[1], 1u);
-	ASSERT_TRUE(wait_commit_entered(2));
-	uv_run(&e.loop, UV_RUN_NOWAIT);
-	ASSERT_EQ(S.done, 0u);
-	gate_allow(2);
 	ASSERT_TRUE(run_until(&e.loop, &S.done, 1));
 	ASSERT_EQ(S.err_at_done, 0);
-	ASSERT_EQ(gate_get(&G.syncs_returned), 1u); /* the apply batch: none */
+	ASSERT_EQ(gate_get(&G.commits_returned), 1u);
 	ASSERT_EQ(S.results, 2u);
 	ASSERT_TRUE(S.job == &e.job);
+	/* idle: the cache goes to the store in a batch of its own, unsynced */
+	gate_allow(2);
+	ASSERT_TRUE(wait_commit_returned(2));
+	ASSERT_U64_EQ(store_applied(), 2);
+	ASSERT_EQ(gate_get(&G.syncs_returned), 1u);
 	env_close(&e);
 }
 
@@ -288,7 +335,7 @@ TEST(a_failed_apply_posts_no_results_and_sticks)
 {
 	static struct env e;
 	env_open(&e);
-	G.kv_put_rc = KEEL_ENOMEM;
+	G.session_get_rc = KEEL_ENOMEM; /* kv_apply reads the session */
 	gate_allow(UINT32_MAX);
 	struct entry en = put_entry(&e, 1);
 	ASSERT_EQ(disk_job_add_entries(&e.job, &en, 1), 0);
@@ -299,7 +346,7 @@ TEST(a_failed_apply_posts_no_results_and_sticks)
 	ASSERT_EQ(S.persisted, 0u);
 	ASSERT_NE(S.err_at_done, 0);
 	/* invariant 2: the next job fails without touching the store */
-	G.kv_put_rc = 0;
+	G.session_get_rc = 0;
 	disk_job_reset(&e.job);
 	ASSERT_EQ(disk_job_add_entries(&e.job, &en, 1), 0);
 	ASSERT_EQ(disk_job_add_committed(&e.job, &en, 1), 0);
@@ -327,5 +374,132 @@ TEST(a_failed_log_commit_is_never_reported_persisted)
 	ASSERT_EQ(S.err_at_done, KEEL_ESTORAGE);
 	ASSERT_EQ(S.persisted, 0u);
 	ASSERT_EQ(gate_get(&G.syncs_returned), 0u);
+	env_close(&e);
+}
+
+/* Submit e's job (after a reset) with log entries en[0..n) of which the
+ * first `committed` are committed at submission, and wait for it. */
+static void run_job(struct env *e, const struct entry *en, uint32_t n,
+		    uint32_t committed, uint32_t done_want)
+{
+	disk_job_reset(&e->job);
+	if (n > 0)
+		ASSERT_EQ(disk_job_add_entries(&e->job, en, n), 0);
+	if (committed > 0)
+		ASSERT_EQ(disk_job_add_committed(&e->job, en, committed), 0);
+	disk_submit(&e->disk, &e->job);
+	ASSERT_TRUE(run_until(&e->loop, &S.done, done_want));
+	ASSERT_EQ(S.err_at_done, 0);
+}
+
+TEST(a_small_cache_rides_in_the_next_jobs_log_batch)
+{
+	static struct env e;
+	e.opt.idle_flush_ms = DISK_FLUSH_MS_MAX; /* no idle flush here */
+	env_open(&e);
+	gate_allow(UINT32_MAX);
+	struct entry en[3] = { put_entry(&e, 1), put_entry(&e, 2),
+			       put_entry(&e, 3) };
+	S.pull = en[1];
+	run_job(&e, en, 2, 1, 1); /* entry 1 rides in batch 1; 2 is cached */
+	ASSERT_EQ(gate_get(&G.commits_returned), 1u);
+	S.pull = (struct entry){ 0 };
+	run_job(&e, &en[2], 1, 0, 2); /* its log batch carries entry 2 */
+	ASSERT_EQ(gate_get(&G.commits_returned), 2u);
+	ASSERT_EQ(gate_get(&G.syncs_returned), 2u);
+	ASSERT_U64_EQ(store_applied(), 2);
+	env_close(&e);
+}
+
+TEST(reads_see_the_cache_and_a_stop_flushes_it_with_a_sync)
+{
+	static struct env e;
+	e.opt.flush_ms = DISK_FLUSH_MS_MAX; /* nothing is due during the test */
+	e.opt.idle_flush_ms = DISK_FLUSH_MS_MAX;
+	env_open(&e);
+	gate_allow(UINT32_MAX);
+	struct entry en = put_entry(&e, 1);
+	run_job(&e, &en, 1, 1, 1);
+	ASSERT_EQ(S.results, 1u);
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(store_get("k", &v, &vb), KEEL_ENOTFOUND); /* cached only */
+	ASSERT_U64_EQ(store_applied(), 0);
+	disk_job_reset(&e.job);
+	ASSERT_EQ(disk_job_add_read(&e.job, 9, (const uint8_t *)"k", 1), 0);
+	disk_submit(&e.disk, &e.job);
+	ASSERT_TRUE(run_until(&e.loop, &S.done, 2));
+	ASSERT_EQ(e.job.reads[0].status, 0);
+	ASSERT_EQ(e.job.reads[0].value_bytes, 1u);
+	ASSERT_EQ(e.job.reads[0].value[0], 'v');
+	uint32_t syncs = gate_get(&G.syncs_returned);
+	disk_stop(&e.disk);
+	ASSERT_EQ(store_get("k", &v, &vb), 0);
+	ASSERT_EQ(vb, 1u);
+	ASSERT_U64_EQ(store_applied(), 1);
+	ASSERT_EQ(gate_get(&G.syncs_returned), syncs + 1);
+	env_close(&e);
+}
+
+TEST(compaction_runs_after_the_cache_reached_the_store)
+{
+	static struct env e;
+	static struct snapjob sj;
+	e.opt.flush_ms = DISK_FLUSH_MS_MAX;
+	e.opt.idle_flush_ms = DISK_FLUSH_MS_MAX;
+	env_open(&e);
+	e.disk.snapjob = &sj;
+	gate_allow(UINT32_MAX);
+	struct entry en[2] = { put_entry(&e, 1), put_entry(&e, 2) };
+	run_job(&e, en, 2, 2, 1);
+	ASSERT_U64_EQ(store_applied(), 0); /* both cached */
+	disk_job_reset(&e.job);
+	e.job.snap = snap_work_new();
+	ASSERT_TRUE(e.job.snap != NULL);
+	e.job.snap->compact_index = 2;
+	e.job.snap->compact_term = 1;
+	e.job.snap->compact_membership.member_count = 1;
+	e.job.snap->compact_membership.members[0] =
+		(struct member){ .id = 1, .role = MEMBER_VOTER };
+	disk_submit(&e.disk, &e.job);
+	ASSERT_TRUE(run_until(&e.loop, &S.done, 2));
+	ASSERT_EQ(S.err_at_done, 0);
+	ASSERT_TRUE(e.job.snap->compacted);
+	uint64_t first, last;
+	ASSERT_EQ(G.real.ops->log_bounds(G.real.impl, &first, &last), 0);
+	ASSERT_U64_EQ(first, 3);
+	ASSERT_U64_EQ(store_applied(), 2); /* the state the cut log held */
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(store_get("k", &v, &vb), 0);
+	env_close(&e);
+	snapjob_close(&sj);
+}
+
+TEST(a_failed_flush_fails_the_job_and_sticks)
+{
+	static struct env e;
+	e.opt.idle_flush_ms = DISK_FLUSH_MS_MAX;
+	env_open(&e);
+	gate_allow(UINT32_MAX);
+	struct entry en[2] = { put_entry(&e, 1), put_entry(&e, 2) };
+	S.pull = en[0];
+	run_job(&e, en, 1, 0, 1); /* entry 1 cached (pulled) */
+	ASSERT_EQ(S.results, 1u);
+	S.pull = (struct entry){ 0 };
+	G.kv_put_rc = KEEL_ENOMEM; /* the store refuses the flush */
+	disk_job_reset(&e.job);
+	ASSERT_EQ(disk_job_add_entries(&e.job, &en[1], 1), 0);
+	disk_submit(&e.disk, &e.job);
+	ASSERT_TRUE(run_until(&e.loop, &S.done, 2));
+	ASSERT_NE(S.err_at_done, 0);
+	ASSERT_EQ(S.persisted, 1u); /* only the first job's */
+	ASSERT_U64_EQ(store_applied(), 0);
+	uint64_t first, last;
+	ASSERT_EQ(G.real.ops->log_bounds(G.real.impl, &first, &last), 0);
+	ASSERT_U64_EQ(last, 1); /* the failed batch was aborted */
+	G.kv_put_rc = 0;
+	disk_stop(&e.disk); /* invariant 7: a failed cache is never flushed */
+	ASSERT_U64_EQ(store_applied(), 0);
 	env_close(&e);
 }
