@@ -3,9 +3,11 @@
 # while a nemesis SIGKILLs (and restarts) and SIGSTOPs (and resumes) random
 # nodes for a bounded time. The clients' history, in keel's native format,
 # must be linearizable according to keelcheck; afterwards the healed cluster
-# must still take writes.
+# must still take writes. KEEL_HISTORY_FLAGS: extra keel flags (see
+# test_cluster_history_cached.sh).
 . node/cluster_lib.sh
 cl_setup
+CL_FLAGS=${KEEL_HISTORY_FLAGS:-}
 SECONDS_RUN=${KEEL_HISTORY_SECONDS:-8}
 
 cl_boot 3 || { CL_FAIL=1; cl_finish; exit 1; }
