@@ -193,10 +193,16 @@ static int batch_begin(struct disk *d)
 	return rc;
 }
 
+/* Due once flush_ms old, or half full: a flush at a job's step 3 comes
+ * before the bound would force one in the middle of an apply (wcache W2),
+ * which may be step 1's, ahead of the log's sync. */
 static bool flush_due(const struct disk *d)
 {
-	return !wcache_empty(&d->wc) &&
-	       now_ns() - d->flushed_ns >= (uint64_t)d->opt.flush_ms * 1000000u;
+	if (wcache_empty(&d->wc))
+		return false;
+	return now_ns() - d->flushed_ns >= (uint64_t)d->opt.flush_ms * 1000000u ||
+	       wcache_items(&d->wc) >= WCACHE_ITEMS_MAX / 2 ||
+	       d->wc.bytes >= WCACHE_BYTES_MAX / 2;
 }
 
 /* A small cache rides in the job's log batch (no commit of its own); a

@@ -4,12 +4,12 @@
 #   make bench-node   fresh 3-node cluster; keelctl bench with 1 and 64
 #                     clients (100-byte puts, BENCH_SECONDS=15 each) and each
 #                     node's peak RSS after loading 100,000 keys; then all of
-#                     it again on a fresh cluster with --apply-flush-ms 400
-#                     (BENCH_FLUSH_MS), the throughput setting of node/NODE.md
+#                     it again on a fresh cluster with the throughput profile
+#                     of node/NODE.md (BENCH_PROFILE)
 
-BENCH_FLUSH_MS ?= 400
+BENCH_PROFILE ?= --apply-flush-ms 300 --log-tail-bytes 1048576
 
 .PHONY: bench-node
 bench-node: programs
 	@KEEL_BIN=$(BIN) sh node/bench.sh
-	@KEEL_BIN=$(BIN) CL_FLAGS="--apply-flush-ms $(BENCH_FLUSH_MS)" sh node/bench.sh
+	@KEEL_BIN=$(BIN) CL_FLAGS="$(BENCH_PROFILE)" sh node/bench.sh
