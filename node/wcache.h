@@ -47,8 +47,8 @@
 
 #include "../core/store.h"
 
-#define WCACHE_ITEMS_MAX 32768u         /* kv pairs + sessions cached */
-#define WCACHE_BYTES_MAX (4u << 20)     /* cached keys, values and overhead */
+#define WCACHE_ITEMS_MAX 65536u         /* kv pairs + sessions cached */
+#define WCACHE_BYTES_MAX (16u << 20)    /* cached keys, values and overhead */
 
 struct wcache_kv;      /* a cached pair or deletion (wcache.c) */
 struct wcache_session; /* a cached session or deletion (wcache.c) */
