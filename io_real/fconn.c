@@ -182,12 +182,37 @@ struct fconn_wbuf *fconn_wbuf_new(size_t n)
 	return wb;
 }
 
+/* Invariant 1 (and 3: the shared budget follows every change). */
+static void queued_add(struct fconn *c, uint64_t n)
+{
+	c->queued_bytes += n;
+	if (c->budget != NULL)
+		c->budget->queued_bytes += n;
+}
+
+static void queued_sub(struct fconn *c, uint64_t n)
+{
+	KEEL_ASSERT(c->queued_bytes >= n);
+	c->queued_bytes -= n;
+	if (c->budget != NULL) {
+		KEEL_ASSERT(c->budget->queued_bytes >= n);
+		c->budget->queued_bytes -= n;
+	}
+}
+
+bool fconn_fits(const struct fconn *c, uint64_t n)
+{
+	if (c->queued_bytes + n > c->queue_bytes_max)
+		return false;
+	return c->budget == NULL ||
+	       c->budget->queued_bytes + n <= c->budget->queued_bytes_max;
+}
+
 static void on_written(uv_write_t *req, int status)
 {
 	struct fconn_wbuf *wb = req->data;
 	struct fconn *c = wb->conn;
-	KEEL_ASSERT(c->queued_bytes >= wb->bytes);
-	c->queued_bytes -= wb->bytes;
+	queued_sub(c, wb->bytes);
 	free(wb);
 	if (status != 0 && status != UV_ECANCELED)
 		fconn_close(c, status);
@@ -199,7 +224,7 @@ int fconn_write(struct fconn *c, struct fconn_wbuf *wb)
 		free(wb);
 		return KEEL_ESHUTDOWN;
 	}
-	if (c->queued_bytes + wb->bytes > c->queue_bytes_max) {
+	if (!fconn_fits(c, wb->bytes)) {
 		free(wb);
 		return KEEL_EBUSY;
 	}
@@ -226,10 +251,10 @@ int fconn_write(struct fconn *c, struct fconn_wbuf *wb)
 	/* The rest goes through the queue; wb->bytes counts what is queued. */
 	wb->bytes -= done;
 	uv_buf_t b = uv_buf_init((char *)wb->data + done, (unsigned)wb->bytes);
-	c->queued_bytes += wb->bytes;
+	queued_add(c, wb->bytes);
 	int rc = uv_write(&wb->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
 	if (rc != 0) {
-		c->queued_bytes -= wb->bytes;
+		queued_sub(c, wb->bytes);
 		free(wb);
 		fconn_close(c, rc);
 		return rc;

@@ -7,13 +7,17 @@
  * sees in on_close. Writes are whole frames in buffers the connection owns
  * once handed over; the bytes queued in the kernel-bound write queue are
  * bounded by queue_bytes_max (a write past it is refused with KEEL_EBUSY, so a
- * dead or slow peer never grows memory).
+ * dead or slow peer never grows memory), and, for connections that share a
+ * struct fconn_budget (a node's client connections), by the budget's
+ * queued_bytes_max for all of them together (refused the same way).
  *
  * Invariants:
  *   1. queued_bytes is the sum of the sizes of writes not yet completed;
  *   2. after fconn_close, on_frame is never called again and on_close is
  *      called exactly once, after every write callback; the owner frees the
- *      struct in on_close (or later), never before.
+ *      struct in on_close (or later), never before;
+ *   3. a budget's queued_bytes is the sum of queued_bytes of the
+ *      connections that point at it.
  */
 #ifndef KEEL_FCONN_H
 #define KEEL_FCONN_H
@@ -29,6 +33,12 @@
 #define FCONN_HELLO_MS_MAX 5000u /* an accepted peer must say hello by then */
 
 struct fconn;
+
+/* Queued write bytes shared by several connections (invariant 3). */
+struct fconn_budget {
+	uint64_t queued_bytes;
+	uint64_t queued_bytes_max;
+};
 
 /* Return 0 to go on, or a negative code to close the connection. */
 typedef int (*fconn_frame_fn)(struct fconn *c, uint32_t type,
@@ -55,6 +65,7 @@ struct fconn {
 	char addr[FCONN_ADDR_BYTES]; /* remote "ip:port" for logs */
 	uint64_t queue_bytes_max;
 	uint64_t queued_bytes;
+	struct fconn_budget *budget; /* NULL: none; set before the first write */
 	/* Largest frame payload this connection takes (0: KEEL_FRAME_BYTES_MAX);
 	 * a header announcing more closes it with KEEL_ETOOBIG before the
 	 * body is buffered. */
@@ -86,6 +97,9 @@ int fconn_connect(uv_loop_t *loop, struct fconn *c,
 
 /* A write buffer for n bytes, or NULL. */
 struct fconn_wbuf *fconn_wbuf_new(size_t n);
+
+/* Whether n more bytes fit c's queue and its budget. */
+bool fconn_fits(const struct fconn *c, uint64_t n);
 
 /* Queue wb (n bytes of it) on c; c owns wb from here, even on failure.
  * Returns 0, KEEL_EBUSY (queue full, dropped), KEEL_ESHUTDOWN (closing) or a

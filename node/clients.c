@@ -45,10 +45,16 @@ static void send_response(struct server *s, struct cconn *c,
 	}
 	int n = codec_response_encode(r, wb->data, bytes);
 	KEEL_ASSERT(n == (int)bytes);
+	bool own_full = c->f.queued_bytes + bytes > c->f.queue_bytes_max;
 	if (fconn_write(&c->f, wb) == KEEL_EBUSY) {
-		/* The client does not read its answers: drop it. */
-		LOG_WARN("client %s: %u bytes of answers unread; closing",
-			 c->f.addr, SERVER_CLIENT_QUEUE_BYTES_MAX);
+		/* The client does not read its answers (or all clients
+		 * together hold SERVER_CLIENTS_QUEUE_BYTES_MAX): drop it. */
+		if (own_full)
+			LOG_WARN("client %s: %u bytes of answers unread; closing",
+				 c->f.addr, SERVER_CLIENT_QUEUE_BYTES_MAX);
+		else
+			LOG_WARN("client %s: answers unread by all clients reach %u bytes; closing this one",
+				 c->f.addr, SERVER_CLIENTS_QUEUE_BYTES_MAX);
 		fconn_close(&c->f, 0);
 	}
 }
@@ -352,6 +358,7 @@ static void accept_conn(struct server *s, uv_stream_t *server, bool redis)
 	c->hello_ok = redis;
 	c->f.on_close = on_close;
 	c->f.queue_bytes_max = SERVER_CLIENT_QUEUE_BYTES_MAX;
+	c->f.budget = &s->client_budget;
 	c->f.frame_bytes_max = SERVER_CLIENT_FRAME_BYTES_MAX;
 	c->next = s->conns;
 	if (s->conns != NULL)

@@ -596,6 +596,7 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 	s->collecting = &s->jobs[0];
 	disk_job_init(&s->jobs[0]);
 	disk_job_init(&s->jobs[1]);
+	s->client_budget.queued_bytes_max = SERVER_CLIENTS_QUEUE_BYTES_MAX;
 	int rc = pending_init(&s->pending, s->cfg.pending_max);
 	if (rc != 0)
 		return rc;

@@ -51,6 +51,10 @@
 #define SERVER_FDS_RESERVED (NET_INBOUND_MAX + KEEL_MEMBERS_MAX + SERVER_HTTP_CONNS_MAX + 32u)
 #define SERVER_CLIENT_CONNS_MIN 8u
 #define SERVER_CLIENT_QUEUE_BYTES_MAX (4u * 1024u * 1024u)
+/* Answers queued to all client connections together (fconn_budget): an
+ * answer that does not fit closes its connection like one past its own
+ * SERVER_CLIENT_QUEUE_BYTES_MAX; the client retries elsewhere or later. */
+#define SERVER_CLIENTS_QUEUE_BYTES_MAX (64u * 1024u * 1024u)
 /* The largest client request frame: one command with a key, a value and an
  * expected value, plus room for the encoding. Larger announced frames close
  * the connection before their body is buffered. */
@@ -120,6 +124,7 @@ struct server {
 	bool client_listening;
 	struct cconn *conns;
 	uint32_t conn_count;
+	struct fconn_budget client_budget; /* SERVER_CLIENTS_QUEUE_BYTES_MAX */
 	uint32_t client_conns_max; /* <= SERVER_CLIENT_CONNS_MAX, by the fd limit */
 
 	uv_tcp_t redis_listener;

@@ -5,6 +5,7 @@
 
 #include "../core/codec.h"
 #include "../core/err.h"
+#include "../io_real/fconn.h"
 #include "../io_real/net.h"
 #include "harness.h"
 
@@ -312,6 +313,109 @@ TEST(send_queue_is_bounded_for_a_peer_that_does_not_read)
 	net_stop(&a);
 	uv_close((uv_handle_t *)&server, NULL);
 	uv_close((uv_handle_t *)&accepted, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* ---- a budget shared by several connections (fconn.h invariant 3) -------- */
+
+struct never_read {
+	uv_tcp_t conns[2];
+	uint32_t count;
+};
+
+static void accept_two_never_read(uv_stream_t *server, int status)
+{
+	(void)status;
+	struct never_read *nr = server->data;
+	if (nr->count == 2)
+		return;
+	uv_tcp_t *c = &nr->conns[nr->count++];
+	uv_tcp_init(server->loop, c);
+	uv_accept(server, (uv_stream_t *)c);
+}
+
+static uint64_t connected, closed;
+
+static void on_fconn_connect(struct fconn *c, int status)
+{
+	(void)c;
+	if (status == 0)
+		connected++;
+}
+
+static int on_fconn_frame(struct fconn *c, uint32_t type, const uint8_t *p,
+			  uint32_t n)
+{
+	(void)c;
+	(void)type;
+	(void)p;
+	(void)n;
+	return 0;
+}
+
+static void on_fconn_close(struct fconn *c, int reason)
+{
+	(void)c;
+	(void)reason;
+	closed++;
+}
+
+TEST(a_shared_budget_bounds_the_queues_of_all_its_connections)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	uv_tcp_t server;
+	static struct never_read nr;
+	uv_tcp_init(&loop, &server);
+	server.data = &nr;
+	struct sockaddr_in sa;
+	uv_ip4_addr("127.0.0.1", 0, &sa);
+	ASSERT_EQ(uv_tcp_bind(&server, (const struct sockaddr *)&sa, 0), 0);
+	ASSERT_EQ(uv_listen((uv_stream_t *)&server, 4, accept_two_never_read), 0);
+	uv_ip4_addr("127.0.0.1", port_of(&server), &sa);
+	struct fconn_budget budget = { .queued_bytes_max = 1024u * 1024u };
+	static struct fconn f[2];
+	for (int i = 0; i < 2; i++) {
+		memset(&f[i], 0, sizeof f[i]);
+		f[i].on_frame = on_fconn_frame;
+		f[i].on_connect = on_fconn_connect;
+		f[i].on_close = on_fconn_close;
+		f[i].queue_bytes_max = 4u * 1024u * 1024u; /* more than the budget */
+		f[i].budget = &budget;
+		ASSERT_EQ(fconn_connect(&loop, &f[i], &sa), 0);
+	}
+	ASSERT_TRUE(run_until(&loop, &connected, 2));
+	while (nr.count < 2)
+		uv_run(&loop, UV_RUN_ONCE);
+	uint32_t refused = 0;
+	for (int i = 0; i < 400 && refused == 0; i++) {
+		struct fconn *c = &f[i % 2];
+		struct fconn_wbuf *wb = fconn_wbuf_new(64u * 1024u);
+		ASSERT_TRUE(wb != NULL);
+		memset(wb->data, 'x', wb->bytes);
+		int rc = fconn_write(c, wb);
+		ASSERT_TRUE(rc == 0 || rc == KEEL_EBUSY);
+		if (rc == KEEL_EBUSY) {
+			refused++;
+			ASSERT_LT(c->queued_bytes + 64u * 1024u, c->queue_bytes_max);
+		}
+		uv_run(&loop, UV_RUN_NOWAIT);
+		ASSERT_LE(budget.queued_bytes, budget.queued_bytes_max);
+		ASSERT_U64_EQ(budget.queued_bytes,
+			      f[0].queued_bytes + f[1].queued_bytes);
+	}
+	ASSERT_EQ(refused, 1u); /* the budget, not a connection's own bound */
+	ASSERT_GT(f[0].queued_bytes, 0);
+	ASSERT_GT(f[1].queued_bytes, 0);
+	ASSERT_FALSE(fconn_fits(&f[0], 64u * 1024u));
+	fconn_close(&f[0], 0);
+	fconn_close(&f[1], 0);
+	ASSERT_TRUE(run_until(&loop, &closed, 2));
+	ASSERT_U64_EQ(budget.queued_bytes, 0); /* every write gave back */
+	uv_close((uv_handle_t *)&server, NULL);
+	for (uint32_t i = 0; i < nr.count; i++)
+		uv_close((uv_handle_t *)&nr.conns[i], NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ASSERT_EQ(uv_loop_close(&loop), 0);
 }
