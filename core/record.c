@@ -267,18 +267,22 @@ int record_session_decode(const uint8_t *p, size_t n, struct kv_session *se)
 	return 0;
 }
 
-size_t record_format_encode(uint8_t *out, size_t cap)
+size_t record_format_encode(uint32_t version, uint8_t *out, size_t cap)
 {
 	KEEL_ASSERT(cap >= RECORD_FORMAT_BYTES);
+	KEEL_ASSERT(version >= RECORD_STORE_VERSION_MIN);
+	KEEL_ASSERT(version <= RECORD_STORE_VERSION);
 	header(out, RECORD_FORMAT, 12);
 	record_put_u64(out + 8, RECORD_STORE_MAGIC);
-	put_u32(out + 16, RECORD_STORE_VERSION);
+	put_u32(out + 16, version);
 	size_t n = seal(out, 12);
-	KEEL_ASSERT(record_format_decode(out, n) == 0);
+	uint32_t back = 0;
+	KEEL_ASSERT(record_format_decode(out, n, &back) == 0);
+	KEEL_ASSERT(back == version);
 	return n;
 }
 
-int record_format_decode(const uint8_t *p, size_t n)
+int record_format_decode(const uint8_t *p, size_t n, uint32_t *version)
 {
 	const uint8_t *q;
 	uint32_t pb;
@@ -289,8 +293,10 @@ int record_format_decode(const uint8_t *p, size_t n)
 		return KEEL_ECORRUPT;
 	if (record_get_u64(q) != RECORD_STORE_MAGIC)
 		return KEEL_EBADMAGIC;
-	if (get_u32(q + 8) != RECORD_STORE_VERSION)
+	uint32_t v = get_u32(q + 8);
+	if (v < RECORD_STORE_VERSION_MIN || v > RECORD_STORE_VERSION)
 		return KEEL_EBADVERSION;
+	*version = v;
 	return 0;
 }
 

@@ -50,7 +50,13 @@
 #define RECORD_OVERHEAD (RECORD_HEADER_BYTES + RECORD_TRAILER_BYTES)
 
 #define RECORD_STORE_MAGIC 0x4b45454c53544f52ull /* "KEELSTOR" */
-#define RECORD_STORE_VERSION 1u
+/* Store format versions: this build writes RECORD_STORE_VERSION and reads
+ * back to RECORD_STORE_VERSION_MIN. 2: the snapshot point may end with
+ * next_id (membership); a version 1 store has none and is marked version
+ * 2 when this build opens it for writing, so that an older build refuses
+ * it as another version instead of reporting a corrupt record. */
+#define RECORD_STORE_VERSION 2u
+#define RECORD_STORE_VERSION_MIN 1u
 
 enum record_kind {
 	RECORD_ENTRY = 1,
@@ -121,10 +127,12 @@ size_t record_session_encode(const struct kv_session *se, uint8_t *out,
 			     size_t cap);
 int record_session_decode(const uint8_t *p, size_t n, struct kv_session *se);
 
-/* The store format marker. Decode: KEEL_EBADMAGIC when the record is sound
- * but not keel's, KEEL_EBADVERSION for another store version. */
-size_t record_format_encode(uint8_t *out, size_t cap);
-int record_format_decode(const uint8_t *p, size_t n);
+/* The store format marker, for a version in RECORD_STORE_VERSION_MIN..
+ * RECORD_STORE_VERSION. Decode: 0 with *version, KEEL_EBADMAGIC when the
+ * record is sound but not keel's, KEEL_EBADVERSION for a version outside
+ * that range. */
+size_t record_format_encode(uint32_t version, uint8_t *out, size_t cap);
+int record_format_decode(const uint8_t *p, size_t n, uint32_t *version);
 
 /* Big-endian helpers shared by the stores (keys). */
 void record_put_u64(uint8_t *p, uint64_t v);

@@ -67,11 +67,13 @@ static void fuzz_small(const uint8_t *data, size_t size)
 	FUZZ_CHECK(rc == 0 || rc == KEEL_ECORRUPT);
 	if (rc == 0)
 		same_bytes(data, size, record_session_encode(&se, out, sizeof(out)));
-	rc = record_format_decode(data, size);
+	uint32_t version = 0;
+	rc = record_format_decode(data, size, &version);
 	FUZZ_CHECK(rc == 0 || rc == KEEL_ECORRUPT || rc == KEEL_EBADMAGIC ||
 		   rc == KEEL_EBADVERSION);
 	if (rc == 0)
-		same_bytes(data, size, record_format_encode(out, sizeof(out)));
+		same_bytes(data, size,
+			   record_format_encode(version, out, sizeof(out)));
 }
 
 static void fuzz_snap(const uint8_t *data, size_t size)

@@ -190,7 +190,7 @@ static void gen_records(void)
 	struct kv_session se = { .client_id = 77, .seq = 5, .last_index = 30,
 				 .status = KV_CAS_FAILED };
 	put_record("session", r, record_session_encode(&se, r, sizeof(r)));
-	put_record("format", r, record_format_encode(r, sizeof(r)));
+	put_record("format", r, record_format_encode(RECORD_STORE_VERSION, r, sizeof(r)));
 	struct membership m;
 	sample_membership(&m);
 	put_record("snap", r, record_snap_encode(1000, 6, &m, r, sizeof(r)));

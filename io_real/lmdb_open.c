@@ -98,6 +98,17 @@ static int open_staging(struct lmdb_store *s, MDB_txn *txn)
 	return 0;
 }
 
+/* The format marker of this build's version, in txn. */
+static int write_format(struct lmdb_store *s, MDB_txn *txn)
+{
+	uint8_t rec[RECORD_FORMAT_BYTES];
+	MDB_val k = lmdb__str(LMDB_META_FORMAT);
+	MDB_val v = lmdb__val(rec, record_format_encode(RECORD_STORE_VERSION, rec,
+						      sizeof(rec)));
+	int mrc = mdb_put(txn, s->dbi_meta, &k, &v, 0);
+	return mrc == 0 ? 0 : lmdb__err(s, mrc, "write format");
+}
+
 /* Open (fresh: create) the databases and check the format marker. */
 static int open_dbs(struct lmdb_store *s, bool fresh)
 {
@@ -128,25 +139,26 @@ static int open_dbs(struct lmdb_store *s, bool fresh)
 			rc = lmdb__err(s, mrc, "open database");
 		}
 	}
-	uint8_t rec[RECORD_FORMAT_BYTES];
 	MDB_val k = lmdb__str(LMDB_META_FORMAT), v;
 	if (rc == 0 && fresh) {
-		v = lmdb__val(rec, record_format_encode(rec, sizeof(rec)));
-		mrc = mdb_put(txn, s->dbi_meta, &k, &v, 0);
-		if (mrc != 0)
-			rc = lmdb__err(s, mrc, "write format");
+		rc = write_format(s, txn);
 	} else if (rc == 0) {
+		uint32_t version = 0;
 		mrc = mdb_get(txn, s->dbi_meta, &k, &v);
-		rc = mrc == 0 ? record_format_decode(v.mv_data, v.mv_size)
+		rc = mrc == 0 ? record_format_decode(v.mv_data, v.mv_size, &version)
 			      : KEEL_EBADMAGIC;
 		if (rc == KEEL_EBADVERSION)
 			lmdb__set_error(s, "a keel store of another format version "
-				     "(this build reads version %u)",
-				  RECORD_STORE_VERSION);
+				     "(this build reads versions %u to %u)",
+				  RECORD_STORE_VERSION_MIN, RECORD_STORE_VERSION);
 		else if (rc != 0)
 			lmdb__set_error(s, "not a keel store (bad format record)");
 		if (rc == KEEL_ECORRUPT)
 			rc = KEEL_EBADMAGIC;
+		/* An older version this build reads: marked as this one's
+		 * before anything of this version is written (record.h). */
+		if (rc == 0 && version < RECORD_STORE_VERSION && !s->read_only)
+			rc = write_format(s, txn);
 	}
 	if (rc == 0)
 		rc = open_staging(s, txn);

@@ -210,6 +210,55 @@ TEST(not_a_keel_store_is_refused)
 	tmp_end();
 }
 
+/* The store version in fx.dir's format record, rewritten raw (with a
+ * valid checksum) or read back. */
+static void format_record(uint32_t set_version, uint32_t *get_version)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	ASSERT_EQ(mdb_env_create(&env), 0);
+	ASSERT_EQ(mdb_env_set_maxdbs(env, LMDB_STORE_DBS_MAX), 0);
+	ASSERT_EQ(mdb_env_open(env, fx.dir, 0, 0600), 0);
+	ASSERT_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	MDB_val k = {6, "format"}, v;
+	ASSERT_EQ(mdb_get(txn, dbi, &k, &v), 0);
+	uint8_t rec[RECORD_FORMAT_BYTES];
+	ASSERT_EQ(v.mv_size, sizeof(rec));
+	memcpy(rec, v.mv_data, sizeof(rec));
+	uint8_t *ver = rec + RECORD_HEADER_BYTES + 8; /* big-endian u32 */
+	if (get_version != NULL) {
+		*get_version = (uint32_t)ver[0] << 24 | (uint32_t)ver[1] << 16 |
+			       (uint32_t)ver[2] << 8 | ver[3];
+		mdb_txn_abort(txn);
+		mdb_env_close(env);
+		return;
+	}
+	ver[0] = (uint8_t)(set_version >> 24);
+	ver[1] = (uint8_t)(set_version >> 16);
+	ver[2] = (uint8_t)(set_version >> 8);
+	ver[3] = (uint8_t)set_version;
+	record_put_u64(rec + RECORD_HEADER_BYTES + 12,
+		       XXH3_64bits(rec, RECORD_HEADER_BYTES + 12));
+	v = (MDB_val){sizeof(rec), rec};
+	ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+	ASSERT_EQ(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void set_format_version(uint32_t version)
+{
+	format_record(version, NULL);
+}
+
+static uint32_t format_version(void)
+{
+	uint32_t v = 0;
+	format_record(0, &v);
+	return v;
+}
+
 TEST(foreign_lmdb_and_other_version_are_refused)
 {
 	tmp_begin();
@@ -231,28 +280,33 @@ TEST(foreign_lmdb_and_other_version_are_refused)
 	fixture_rmdir(&fx);
 	ASSERT_EQ(mkdir(fx.dir, 0700), 0);
 
-	/* a keel store whose format record says another version */
+	/* a keel store whose format record says a newer version */
 	ASSERT_EQ(open_store(true, false), 0);
 	lmdb_store_close(&fx.lmdb);
-	ASSERT_EQ(mdb_env_create(&env), 0);
-	ASSERT_EQ(mdb_env_set_maxdbs(env, LMDB_STORE_DBS_MAX), 0);
-	ASSERT_EQ(mdb_env_open(env, fx.dir, 0, 0600), 0);
-	ASSERT_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-	k = (MDB_val){6, "format"};
-	ASSERT_EQ(mdb_get(txn, dbi, &k, &v), 0);
-	uint8_t rec[RECORD_FORMAT_BYTES];
-	ASSERT_EQ(v.mv_size, sizeof(rec));
-	memcpy(rec, v.mv_data, sizeof(rec));
-	rec[RECORD_HEADER_BYTES + 11] = 2; /* store version 2 */
-	record_put_u64(rec + RECORD_HEADER_BYTES + 12,
-		       XXH3_64bits(rec, RECORD_HEADER_BYTES + 12));
-	v = (MDB_val){sizeof(rec), rec};
-	ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
-	ASSERT_EQ(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	set_format_version(RECORD_STORE_VERSION + 1);
 	ASSERT_EQ(open_store(true, false), KEEL_EBADVERSION);
 	ASSERT_TRUE(strstr(fx.lmdb.error, "version") != NULL);
+	ASSERT_EQ(format_version(), RECORD_STORE_VERSION + 1); /* untouched */
+	tmp_end();
+}
+
+/* A store of the oldest version this build reads opens; opened for writing
+ * it is marked as this build's version (so an older build refuses it
+ * cleanly), opened read-only it is left as it is. */
+TEST(an_older_store_version_opens_and_is_marked_current)
+{
+	tmp_begin();
+	ASSERT_EQ(open_store(true, false), 0);
+	lmdb_store_close(&fx.lmdb);
+	set_format_version(RECORD_STORE_VERSION_MIN);
+	ASSERT_EQ(open_store(false, true), 0);
+	lmdb_store_close(&fx.lmdb);
+	ASSERT_EQ(format_version(), RECORD_STORE_VERSION_MIN);
+	ASSERT_EQ(open_store(false, false), 0);
+	lmdb_store_close(&fx.lmdb);
+	ASSERT_EQ(format_version(), RECORD_STORE_VERSION);
+	set_format_version(RECORD_STORE_VERSION_MIN - 1);
+	ASSERT_EQ(open_store(false, false), KEEL_EBADVERSION);
 	tmp_end();
 }
 
