@@ -198,6 +198,12 @@ int join_promoter_start(struct join_promoter *jp, keel_node_id id,
 	jp->id = id;
 	jp->self_role = self_role;
 	kc_config_for(&jp->kc, jr->join, jr->join_count);
+	/* This node too: as a learner it answers NOT_LEADER with the leader it
+	 * knows, so the request finds the leader after every --join address
+	 * has gone (removed, or down). */
+	if (jp->kc.endpoint_count < KC_ENDPOINTS_MAX)
+		snprintf(jp->kc.endpoints[jp->kc.endpoint_count++],
+			 KEEL_ADDR_BYTES_MAX, "%s", jr->client_addr);
 	/* Each attempt is short so a stopping node does not wait long. */
 	jp->kc.timeout_ms = 500;
 	jp->kc.attempts_max = 2;
