@@ -224,7 +224,9 @@ int fconn_write(struct fconn *c, struct fconn_wbuf *wb)
 		free(wb);
 		return KEEL_ESHUTDOWN;
 	}
-	if (!fconn_fits(c, wb->bytes)) {
+	/* The connection's own bound here; the shared budget below, on what
+	 * is left to queue (a write the kernel takes at once costs nothing). */
+	if (c->queued_bytes + wb->bytes > c->queue_bytes_max) {
 		free(wb);
 		return KEEL_EBUSY;
 	}
@@ -250,6 +252,12 @@ int fconn_write(struct fconn *c, struct fconn_wbuf *wb)
 	}
 	/* The rest goes through the queue; wb->bytes counts what is queued. */
 	wb->bytes -= done;
+	if (!fconn_fits(c, wb->bytes)) {
+		free(wb);
+		if (done > 0) /* part of the frame went out: the stream is cut */
+			fconn_close(c, 0);
+		return KEEL_EBUSY;
+	}
 	uv_buf_t b = uv_buf_init((char *)wb->data + done, (unsigned)wb->bytes);
 	queued_add(c, wb->bytes);
 	int rc = uv_write(&wb->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);

@@ -102,8 +102,10 @@ struct fconn_wbuf *fconn_wbuf_new(size_t n);
 bool fconn_fits(const struct fconn *c, uint64_t n);
 
 /* Queue wb (n bytes of it) on c; c owns wb from here, even on failure.
- * Returns 0, KEEL_EBUSY (queue full, dropped), KEEL_ESHUTDOWN (closing) or a
- * -errno (the connection is being closed). */
+ * The budget counts only what is left to queue after an immediate write.
+ * Returns 0, KEEL_EBUSY (queue or budget full, dropped; when part of wb
+ * already went out, the connection is being closed), KEEL_ESHUTDOWN
+ * (closing) or a -errno (the connection is being closed). */
 int fconn_write(struct fconn *c, struct fconn_wbuf *wb);
 
 /* Stop (paused) or resume reading: back-pressure for a peer that sends

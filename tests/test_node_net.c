@@ -419,3 +419,71 @@ TEST(a_shared_budget_bounds_the_queues_of_all_its_connections)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ASSERT_EQ(uv_loop_close(&loop), 0);
 }
+
+/* The budget bounds queued bytes: a write the kernel takes at once queues
+ * nothing, so it goes out even when other connections hold the whole
+ * budget (refusing it would close a client that reads its answers because
+ * another one does not). */
+TEST(a_full_budget_still_lets_a_write_that_queues_nothing_through)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	uv_tcp_t server;
+	static struct never_read nr;
+	memset(&nr, 0, sizeof nr);
+	uv_tcp_init(&loop, &server);
+	server.data = &nr;
+	struct sockaddr_in sa;
+	uv_ip4_addr("127.0.0.1", 0, &sa);
+	ASSERT_EQ(uv_tcp_bind(&server, (const struct sockaddr *)&sa, 0), 0);
+	ASSERT_EQ(uv_listen((uv_stream_t *)&server, 4, accept_two_never_read), 0);
+	uv_ip4_addr("127.0.0.1", port_of(&server), &sa);
+	struct fconn_budget budget = { .queued_bytes_max = 1024u * 1024u };
+	static struct fconn f[2];
+	connected = 0;
+	closed = 0;
+	for (int i = 0; i < 2; i++) {
+		memset(&f[i], 0, sizeof f[i]);
+		f[i].on_frame = on_fconn_frame;
+		f[i].on_connect = on_fconn_connect;
+		f[i].on_close = on_fconn_close;
+		f[i].queue_bytes_max = 4u * 1024u * 1024u;
+		f[i].budget = &budget;
+		ASSERT_EQ(fconn_connect(&loop, &f[i], &sa), 0);
+	}
+	ASSERT_TRUE(run_until(&loop, &connected, 2));
+	while (nr.count < 2)
+		uv_run(&loop, UV_RUN_ONCE);
+	/* f[0]'s peer never reads: its queue takes the whole budget */
+	for (int i = 0; i < 400 && budget.queued_bytes < budget.queued_bytes_max;
+	     i++) {
+		uint64_t room = budget.queued_bytes_max - budget.queued_bytes;
+		size_t n = f[0].queued_bytes == 0 || room > 64u * 1024u
+				   ? 64u * 1024u
+				   : (size_t)room;
+		struct fconn_wbuf *wb = fconn_wbuf_new(n);
+		ASSERT_TRUE(wb != NULL);
+		memset(wb->data, 'x', wb->bytes);
+		ASSERT_EQ(fconn_write(&f[0], wb), 0);
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	ASSERT_U64_EQ(budget.queued_bytes, budget.queued_bytes_max);
+	/* f[1] has nothing queued and an empty socket buffer */
+	struct fconn_wbuf *wb = fconn_wbuf_new(100);
+	ASSERT_TRUE(wb != NULL);
+	memset(wb->data, 'y', wb->bytes);
+	ASSERT_EQ(fconn_write(&f[1], wb), 0);
+	ASSERT_U64_EQ(f[1].queued_bytes, 0);
+	ASSERT_FALSE(f[1].closing);
+	ASSERT_U64_EQ(budget.queued_bytes, f[0].queued_bytes);
+	ASSERT_LE(budget.queued_bytes, budget.queued_bytes_max);
+	fconn_close(&f[0], 0);
+	fconn_close(&f[1], 0);
+	ASSERT_TRUE(run_until(&loop, &closed, 2));
+	ASSERT_U64_EQ(budget.queued_bytes, 0);
+	uv_close((uv_handle_t *)&server, NULL);
+	for (uint32_t i = 0; i < nr.count; i++)
+		uv_close((uv_handle_t *)&nr.conns[i], NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ASSERT_EQ(uv_loop_close(&loop), 0);
+}
