@@ -227,13 +227,14 @@ static int flush_into_batch(struct disk *d)
 	return rc;
 }
 
-/* The cache alone, in a batch of its own (with a sync when asked). */
+/* The cache alone, in a batch of its own; then a sync when asked (even
+ * with nothing to flush: earlier flushes commit without one). */
 static int flush_batch(struct disk *d, bool sync)
 {
-	if (wcache_empty(&d->wc))
-		return 0;
 	const struct store_ops *ops = d->store->ops;
 	void *s = d->store->impl;
+	if (wcache_empty(&d->wc))
+		return sync ? ops->sync(s) : 0;
 	int rc = batch_begin(d);
 	if (rc != 0)
 		return rc;
@@ -384,8 +385,8 @@ static void run_job(struct disk *d, struct disk_job *j)
 	serve_reads(d, j);
 }
 
-/* Wait for a job or stop; flush the cache when it is due and at least
- * DISK_IDLE_FLUSH_MS passed without a job. */
+/* Wait for a job or stop. Between jobs a non-empty cache is flushed once
+ * the longer of flush_ms and idle_flush_ms has passed since the last flush. */
 static void wait_for_work(struct disk *d)
 {
 	while (!d->stop && (d->job == NULL || d->job_done)) {

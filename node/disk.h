@@ -26,9 +26,10 @@
  * job): up to DISK_FLUSH_RIDE_ITEMS_MAX items inside step 1's batch, which
  * then holds the previous job's step 3 applies at no extra commit; a
  * larger cache in step 3, after the log's sync, so that its writes do not
- * hold the log back. Also when it is full (wcache W2), after
- * DISK_IDLE_FLUSH_MS without a job, before compaction and snapshot work,
- * and when the thread stops (then with a sync). Why a larger flush_ms
+ * hold the log back. Also when it is half full or full (wcache W2);
+ * between jobs, once the longer of flush_ms and DISK_IDLE_FLUSH_MS has
+ * passed since the last flush; before compaction and snapshot work; and
+ * when the thread stops (then with a sync, always). Why a larger flush_ms
  * helps: every put lands on a random kv leaf, so writing the applied state
  * in every job costs a leaf and its branch pages per put on every replica,
  * most of the disk's work; a flush of many puts shares them. Its price: the
@@ -80,8 +81,8 @@
 #define DISK_FLUSH_MS_MAX 10000u /* the largest flush_ms (--apply-flush-ms) */
 #define DISK_FLUSH_RIDE_ITEMS_MAX 512u /* a cache up to this many items is
 				      flushed inside a job's log batch */
-#define DISK_IDLE_FLUSH_MS 20u /* a due cache is flushed after this long
-				  without a job */
+#define DISK_IDLE_FLUSH_MS 20u /* between jobs, a cache this much older
+				  than the last flush is flushed */
 
 struct disk_segment {
 	uint32_t first; /* into job entries */
@@ -150,8 +151,9 @@ struct disk_callbacks {
 struct disk_options {
 	uint32_t flush_ms;      /* the cache is flushed once this old (at most
 				   DISK_FLUSH_MS_MAX; 0: in every job) */
-	uint32_t idle_flush_ms; /* ... and after this long without a job, if
-				   due (DISK_IDLE_FLUSH_MS; tests change it) */
+	uint32_t idle_flush_ms; /* between jobs, once the longer of this and
+				   flush_ms passed since the last flush
+				   (DISK_IDLE_FLUSH_MS; tests change it) */
 };
 
 struct disk {

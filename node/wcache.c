@@ -29,6 +29,7 @@ enum { SE_EMPTY = 0, SE_LIVE = 1, SE_DEAD = 2 };
 
 struct wcache_session {
 	uint32_t state;
+	bool in_store;        /* the store held client_id when it was cached */
 	struct kv_session se; /* se.client_id is the key */
 };
 
@@ -173,15 +174,22 @@ static int kv_set(struct wcache *c, const uint8_t *key, uint32_t key_bytes,
 	return after_write(c);
 }
 
-static int se_set(struct wcache *c, const struct kv_session *se, uint32_t state)
+/* Cache a session (SE_LIVE) or its deletion (SE_DEAD). in_store: whether
+ * the store holds client_id; read only when it is not cached yet. */
+static int se_set(struct wcache *c, const struct kv_session *se, uint32_t state,
+		  bool in_store)
 {
 	if (se_reserve(c) != 0)
 		return KEEL_ENOMEM;
 	struct wcache_session *w = &c->se_slots[se_slot(c, se->client_id)];
+	bool live_before = w->state == SE_LIVE;
 	if (w->state == SE_EMPTY) {
 		c->se_count++;
 		c->bytes += sizeof(*w) * 2;
+		w->in_store = in_store;
+		live_before = in_store;
 	}
+	c->se_live_delta += (int64_t)(state == SE_LIVE) - (int64_t)live_before;
 	w->state = state;
 	w->se = *se;
 	return after_write(c);
@@ -224,12 +232,17 @@ static int wc_session_get(void *v, uint64_t client_id, struct kv_session *out)
 	return 0;
 }
 
-/* W3: the store answers for the whole table. */
+/* W3: the store's count and the cache's difference to it. */
 static int wc_session_count(void *v, uint64_t *count)
 {
 	struct wcache *c = C(v);
-	int rc = c->se_count > 0 ? wcache_flush(c) : 0;
-	return rc != 0 ? rc : REAL(c)->session_count(REAL_S(c), count);
+	uint64_t n = 0;
+	int rc = REAL(c)->session_count(REAL_S(c), &n);
+	if (rc != 0)
+		return rc;
+	KEEL_ASSERT(c->se_live_delta >= 0 || (uint64_t)-c->se_live_delta <= n);
+	*count = n + (uint64_t)c->se_live_delta; /* modulo 2^64: a negative delta */
+	return 0;
 }
 
 static int wc_session_oldest(void *v, struct kv_session *out)
@@ -276,7 +289,16 @@ static int wc_kv_del(void *v, const uint8_t *key, uint32_t key_bytes)
 
 static int wc_session_put(void *v, const struct kv_session *se)
 {
-	return se_set(C(v), se, SE_LIVE);
+	struct wcache *c = C(v);
+	bool in_store = false;
+	if (se_find(c, se->client_id) == NULL) {
+		struct kv_session old;
+		int rc = REAL(c)->session_get(REAL_S(c), se->client_id, &old);
+		if (rc != 0 && rc != KEEL_ENOTFOUND)
+			return rc;
+		in_store = rc == 0;
+	}
+	return se_set(c, se, SE_LIVE, in_store);
 }
 
 static int wc_session_del(void *v, uint64_t client_id)
@@ -291,7 +313,7 @@ static int wc_session_del(void *v, uint64_t client_id)
 		if (rc != 0)
 			return rc; /* KEEL_ENOTFOUND: absent, nothing cached */
 	}
-	return se_set(c, &se, SE_DEAD);
+	return se_set(c, &se, SE_DEAD, true); /* cached live, or in the store */
 }
 
 static int wc_set_applied(void *v, uint64_t index)
@@ -382,6 +404,7 @@ void wcache_drop(struct wcache *c)
 		memset(c->se_slots, 0, (size_t)c->se_cap * sizeof(*c->se_slots));
 	c->kv_count = 0;
 	c->se_count = 0;
+	c->se_live_delta = 0;
 	c->has_applied = false;
 	c->bytes = 0;
 }

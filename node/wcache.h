@@ -26,8 +26,11 @@
  *   W2 the cache holds fewer than WCACHE_ITEMS_MAX items and
  *      WCACHE_BYTES_MAX bytes once a write returns: a write that reaches
  *      either bound flushes the whole cache into the store's open batch.
- *   W3 session_count and session_oldest (eviction, K4 of kv.c) are answered
- *      by the store after a flush, so eviction sees one ordered table.
+ *   W3 session_count is the store's count plus se_live_delta (sessions the
+ *      cache adds minus those it deletes); session_oldest (eviction, K4 of
+ *      kv.c) is answered by the store after a flush, so eviction sees one
+ *      ordered table. A new client therefore costs no flush until the
+ *      table is full.
  *   W4 the owner keeps a store batch open whenever the view may write
  *      (kv_apply runs), since W2 and W3 may flush into it.
  *   W5 a failed flush leaves the cache as it was; the owner must abort the
@@ -64,6 +67,7 @@ struct wcache {
 	uint32_t kv_cap, kv_count;
 	struct wcache_session *se_slots;
 	uint32_t se_cap, se_count;
+	int64_t se_live_delta; /* W3 */
 	bool has_applied;
 	uint64_t applied_index;
 	size_t bytes;

@@ -408,6 +408,8 @@ TEST(a_small_cache_rides_in_the_next_jobs_log_batch)
 	ASSERT_EQ(gate_get(&G.commits_returned), 2u);
 	ASSERT_EQ(gate_get(&G.syncs_returned), 2u);
 	ASSERT_U64_EQ(store_applied(), 2);
+	disk_stop(&e.disk); /* nothing cached: a stop still syncs */
+	ASSERT_EQ(gate_get(&G.syncs_returned), 3u);
 	env_close(&e);
 }
 

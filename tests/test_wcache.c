@@ -829,7 +829,7 @@ TEST(deletions_hide_the_store_and_reach_it_on_flush)
 	mem_store_close(&m);
 }
 
-TEST(session_table_questions_flush_first)
+TEST(session_count_is_counted_and_session_oldest_flushes)
 {
 	static struct mem_store m;
 	struct store real;
@@ -852,13 +852,31 @@ TEST(session_table_questions_flush_first)
 	uint64_t flushes = c.flush_count;
 	uint64_t count;
 	ASSERT_EQ(v->ops->session_count(v->impl, &count), 0);
+	ASSERT_U64_EQ(count, 1); /* 9 deleted, 12 added */
+	ASSERT_U64_EQ(c.flush_count, flushes); /* counted, not flushed */
+	ASSERT_FALSE(wcache_empty(&c));
+	/* 9 back after its deletion, 12 put again: each counted once */
+	se = (struct kv_session){.client_id = 9, .seq = 2, .last_index = 7,
+				 .status = KV_OK};
+	ASSERT_EQ(v->ops->session_put(v->impl, &se), 0);
+	se = (struct kv_session){.client_id = 12, .seq = 2, .last_index = 6,
+				 .status = KV_OK};
+	ASSERT_EQ(v->ops->session_put(v->impl, &se), 0);
+	ASSERT_EQ(v->ops->session_count(v->impl, &count), 0);
+	ASSERT_U64_EQ(count, 2);
+	ASSERT_EQ(v->ops->session_del(v->impl, 12), 0);
+	ASSERT_EQ(v->ops->session_count(v->impl, &count), 0);
 	ASSERT_U64_EQ(count, 1);
+	ASSERT_EQ(v->ops->session_put(v->impl, &se), 0);
+	ASSERT_U64_EQ(c.flush_count, flushes);
+	struct kv_session old;
+	ASSERT_EQ(v->ops->session_oldest(v->impl, &old), 0);
+	ASSERT_U64_EQ(old.client_id, 12); /* last_index 6 < 7 */
 	ASSERT_GT(c.flush_count, flushes);
 	ASSERT_TRUE(c.wrote_real);
 	ASSERT_TRUE(wcache_empty(&c));
-	struct kv_session old;
-	ASSERT_EQ(v->ops->session_oldest(v->impl, &old), 0);
-	ASSERT_U64_EQ(old.client_id, 12);
+	ASSERT_EQ(v->ops->session_count(v->impl, &count), 0);
+	ASSERT_U64_EQ(count, 2);
 	/* a cached session older than every stored one */
 	se = (struct kv_session){.client_id = 13, .seq = 1, .last_index = 1,
 				 .status = KV_OK};
@@ -871,7 +889,8 @@ TEST(session_table_questions_flush_first)
 	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
 	ASSERT_EQ(real.ops->session_get(real.impl, 12, &old), 0);
 	ASSERT_EQ(real.ops->session_get(real.impl, 13, &old), 0);
-	ASSERT_EQ(real.ops->session_get(real.impl, 9, &old), KEEL_ENOTFOUND);
+	ASSERT_EQ(real.ops->session_get(real.impl, 9, &old), 0);
+	ASSERT_U64_EQ(old.seq, 2);
 	wcache_free(&c);
 	mem_store_close(&m);
 }
