@@ -221,9 +221,15 @@ static bool flush_large(const struct disk *d)
 
 static int flush_into_batch(struct disk *d)
 {
+	uint64_t t0 = now_ns();
+	uint32_t items = wcache_items(&d->wc);
 	int rc = wcache_flush(&d->wc);
-	if (rc == 0)
+	if (rc == 0) {
 		d->flushed_ns = now_ns();
+		d->flush_count++;
+		d->flush_items += items;
+		d->flush_ns += d->flushed_ns - t0;
+	}
 	return rc;
 }
 
@@ -243,9 +249,11 @@ static int flush_batch(struct disk *d, bool sync)
 		ops->write_abort(s);
 		return rc;
 	}
+	uint64_t t0 = now_ns();
 	rc = ops->write_commit(s);
 	if (rc == 0 && sync)
 		rc = ops->sync(s);
+	d->flush_ns += now_ns() - t0; /* its own batch: the commit is its cost */
 	return rc;
 }
 
@@ -312,7 +320,10 @@ static int apply_pulled(struct disk *d, struct disk_job *j, uint32_t first)
 		ops->write_abort(s); /* nothing reached the batch, or failed */
 		return rc;
 	}
-	return ops->write_commit(s);
+	uint64_t t0 = now_ns();
+	rc = ops->write_commit(s);
+	d->flush_ns += now_ns() - t0; /* committed only for the flush */
+	return rc;
 }
 
 static void serve_reads(struct disk *d, struct disk_job *j)
@@ -377,6 +388,9 @@ static void run_job(struct disk *d, struct disk_job *j)
 		pause_persisted(d);
 		rc = apply_pulled(d, j, first_pulled);
 	}
+	j->flush_count = d->flush_count;
+	j->flush_items = d->flush_items;
+	j->flush_ns = d->flush_ns;
 	if (rc != 0) {
 		fail(d, rc);
 		j->err = rc;

@@ -115,6 +115,8 @@ struct disk_job {
 	struct kv_result *results;
 	uint32_t result_count, result_cap;
 	uint64_t persist_ns, apply_ns;
+	/* the cache's flushes so far (all jobs and idle ones: cumulative) */
+	uint64_t flush_count, flush_items, flush_ns;
 	/* held peer frames (after_persist), owned by the loop side */
 	void *held;
 	/* compaction and snapshot work, run after the write (snapjob.h) */
@@ -163,6 +165,7 @@ struct disk {
 	struct kv kv;       /* on wc.view; storage thread only */
 	struct disk_options opt;
 	uint64_t flushed_ns; /* storage thread: the cache's last flush */
+	uint64_t flush_count, flush_items, flush_ns; /* storage thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

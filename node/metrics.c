@@ -75,6 +75,9 @@ int server_render_metrics(struct server *s, char *buf, size_t cap)
 	metric(&o, "disk_jobs_total", "counter", "Storage jobs (one transaction + sync each).", s->ctr.disk_jobs);
 	metric(&o, "disk_persist_seconds_total_us", "counter", "Microseconds spent persisting the log.", s->ctr.disk_persist_ns / 1000);
 	metric(&o, "disk_apply_seconds_total_us", "counter", "Microseconds spent applying.", s->ctr.disk_apply_ns / 1000);
+	metric(&o, "apply_flushes_total", "counter", "Write-back cache flushes of the applied state to LMDB.", s->ctr.apply_flushes);
+	metric(&o, "apply_flushed_items_total", "counter", "Kv pairs and sessions written by those flushes.", s->ctr.apply_flushed_items);
+	metric(&o, "apply_flush_seconds_total_us", "counter", "Microseconds in those flushes (and the commits of batches of their own).", s->ctr.apply_flush_ns / 1000);
 	const struct net_counters *n = &s->net.ctr;
 	metric(&o, "peer_msgs_sent_total", "counter", "Peer messages sent.", n->msgs_sent);
 	metric(&o, "peer_msgs_received_total", "counter", "Peer messages received.", n->msgs_received);

@@ -417,6 +417,9 @@ static void on_job_done(void *ctx, struct disk_job *j)
 		return;
 	}
 	KEEL_ASSERT(j->held == NULL); /* sent by on_job_persisted */
+	s->ctr.apply_flushes = j->flush_count; /* cumulative (disk.h) */
+	s->ctr.apply_flushed_items = j->flush_items;
+	s->ctr.apply_flush_ns = j->flush_ns;
 	if (j->committed_count > 0)
 		s->applied_done = j->committed[j->committed_count - 1].index;
 	job_reads(s, j);

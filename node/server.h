@@ -85,6 +85,7 @@ struct server_counters {
 	uint64_t disk_jobs;
 	uint64_t disk_persist_ns;
 	uint64_t disk_apply_ns;
+	uint64_t apply_flushes, apply_flushed_items, apply_flush_ns;
 	uint64_t reads_linearizable;
 	uint64_t reads_stale;
 	uint64_t http_requests;

@@ -82,6 +82,7 @@ check "writes still commit after the probes" cl_ctl put after probes
 check "GET /metrics answers 200" test $? -eq 0
 check "/metrics counts the refused client" grep -q '^keel_client_cluster_refused_total 1$' "$CL_DIR/metrics"
 check "/metrics counts bad client frames" grep -q '^keel_client_bad_frames_total [1-9]' "$CL_DIR/metrics"
+check "/metrics counts the applied state's flushes" grep -q '^keel_apply_flushes_total [1-9]' "$CL_DIR/metrics"
 check "/metrics says leader" grep -q '^keel_role 4$' "$CL_DIR/metrics"
 "$KEEL_BIN/keelctl" probe "$(cl_http_addr "$F")" get:/metrics >"$CL_DIR/metrics.f" 2>&1
 check "/metrics on a follower counts bad peer frames" grep -q '^keel_peer_bad_frames_total [1-9]' "$CL_DIR/metrics.f"

@@ -406,6 +406,8 @@ TEST(a_small_cache_rides_in_the_next_jobs_log_batch)
 	S.pull = (struct entry){ 0 };
 	run_job(&e, &en[2], 1, 0, 2); /* its log batch carries entry 2 */
 	ASSERT_EQ(gate_get(&G.commits_returned), 2u);
+	ASSERT_U64_EQ(e.job.flush_count, 2);  /* one per job, riding */
+	ASSERT_U64_EQ(e.job.flush_items, 4);  /* key k and client 7's session */
 	ASSERT_EQ(gate_get(&G.syncs_returned), 2u);
 	ASSERT_U64_EQ(store_applied(), 2);
 	disk_stop(&e.disk); /* nothing cached: a stop still syncs */
