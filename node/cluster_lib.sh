@@ -10,6 +10,8 @@
 #   cl_leader           print the leader's id (empty if none agreed)
 #   cl_wait_leader S    wait up to S seconds for a leader; print its id
 #   cl_ctl ARGS...      keelctl against every node
+#   cl_wait_log I RE S  wait up to S seconds for RE (grep) in node I's log
+#   cl_join_id I        the id node I was given when it joined (its log)
 #   check NAME CMD...   run CMD; count a pass or a failure
 #   cl_finish           print "N passed, M failed"; exit status
 #
@@ -146,6 +148,19 @@ cl_boot() {
 
 cl_ctl() {
 	"$KEEL_BIN/keelctl" --endpoints "$(cl_endpoints)" --timeout-ms 500 --attempts 20 "$@"
+}
+
+cl_wait_log() {
+	end=$(($(date +%s) + $3))
+	while [ "$(date +%s)" -le "$end" ]; do
+		grep -q "$2" "$CL_DIR/log.$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+cl_join_id() {
+	sed -n 's/.*joined cluster [0-9]* as node \([0-9]*\) .*/\1/p' "$CL_DIR/log.$1" | head -n 1
 }
 
 cl_ctl_one() {

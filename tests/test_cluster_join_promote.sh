@@ -24,16 +24,8 @@ check "1500 keys of 1000 bytes loaded" grep -q "^ops 1500 failed 0" "$CL_DIR/loa
 
 CL_FLAGS="--config $CL_DIR/small.conf --debug-snapshot-delay-ms 250"
 cl_join 4 "$(cl_client_addr 1)"
-in_install() {
-	end=$(($(date +%s) + 20))
-	while [ "$(date +%s)" -le "$end" ]; do
-		grep -q "receiving a snapshot" "$CL_DIR/log.4" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-check "the joiner starts receiving a snapshot" in_install
-J=$(sed -n 's/.*joined cluster [0-9]* as node \([0-9]*\) .*/\1/p' "$CL_DIR/log.4" | head -n 1)
+check "the joiner starts receiving a snapshot" cl_wait_log 4 "receiving a snapshot" 20
+J=$(cl_join_id 4)
 check "the joiner has an id" test -n "$J"
 not_voter() { ! voters | grep -qw "$J"; }
 check "it is not a voter yet" not_voter

@@ -71,9 +71,8 @@ cl_join 3 "$(cl_client_addr 1)"
 CL_N=3
 check "both joiners are promoted to voters by themselves" wait_voters "1 2 3 " 30
 # Process I's id, as the committed entry assigned it (never guessed).
-id_of() { sed -n 's/.*joined cluster [0-9]* as node \([0-9]*\) .*/\1/p' "$CL_DIR/log.$1" | head -n 1; }
-A=$(id_of 2)
-B=$(id_of 3)
+A=$(cl_join_id 2)
+B=$(cl_join_id 3)
 check "the joiners got distinct ids from committed entries" \
 	sh -c "[ -n '$A' ] && [ -n '$B' ] && [ '$A' != '$B' ] && [ \$(($A + $B)) -eq 5 ]"
 check "process 2 has the data written before it joined" converges 2 before-join 1 10
@@ -128,22 +127,14 @@ check "the first and last keys are written" sh -c "$KEEL_BIN/keelctl --endpoints
 CL_FLAGS="--config $CL_DIR/small.conf --debug-snapshot-delay-ms 150"
 cl_join 4 "$(cl_client_addr 1),$(cl_client_addr 2)"
 CL_N=4
-in_install() {
-	end=$(($(date +%s) + 20))
-	while [ "$(date +%s)" -le "$end" ]; do
-		grep -q "receiving a snapshot" "$CL_DIR/log.4" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-check "process 4 starts receiving a snapshot" in_install
+check "process 4 starts receiving a snapshot" cl_wait_log 4 "receiving a snapshot" 20
 sleep 1.5
 check "its install is not finished after 1.5 s" \
 	sh -c "! grep -q 'snapshot through index [0-9]* installed' '$CL_DIR/log.4'"
 cl_signal 4 9
 wait "$(cl_pid 4)" 2>/dev/null
 echo "---- killed -9 in the middle of the install ----" >>"$CL_DIR/log.4"
-C=$(id_of 4)
+C=$(cl_join_id 4)
 CL_FLAGS="--config $CL_DIR/small.conf --debug-snapshot-delay-ms 5"
 cl_restart 4
 check "node $C restarts after the kill" sh -c "sleep 0.5; kill -0 $(cl_pid 4)"

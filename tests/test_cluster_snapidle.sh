@@ -23,31 +23,15 @@ check "2000 keys of 1000 bytes loaded" grep -q "^ops 2000 failed 0" "$CL_DIR/loa
 CL_FLAGS="--config $CL_DIR/small.conf --debug-snapshot-delay-ms 400"
 cl_join 2 "$(cl_client_addr 1)"
 CL_N=2
-in_install() {
-	end=$(($(date +%s) + 20))
-	while [ "$(date +%s)" -le "$end" ]; do
-		grep -q "receiving a snapshot" "$CL_DIR/log.2" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-check "the joiner starts receiving a snapshot" in_install
-J=$(sed -n 's/.*joined cluster [0-9]* as node \([0-9]*\) .*/\1/p' "$CL_DIR/log.2" | head -n 1)
+check "the joiner starts receiving a snapshot" cl_wait_log 2 "receiving a snapshot" 20
+J=$(cl_join_id 2)
 check "the joiner has an id" test -n "$J"
 check "its install is not finished" \
 	sh -c "! grep -q 'snapshot through index [0-9]* installed' '$CL_DIR/log.2'"
 check "the learner is removed in the middle of its install" ctl members remove "$J"
 
-stream_closed() {
-	end=$(($(date +%s) + 12))
-	while [ "$(date +%s)" -le "$end" ]; do
-		grep -q "snapshot stream for node $J idle for [0-9]* ms; closed" \
-			"$CL_DIR/log.1" && return 0
-		sleep 0.2
-	done
-	return 1
-}
-check "the leader closes the idle stream" stream_closed
+check "the leader closes the idle stream" \
+	cl_wait_log 1 "snapshot stream for node $J idle for [0-9]* ms; closed" 12
 check "the cluster takes writes afterwards" ctl put after-removal 1
 check "and serves them" test "$(ctl get after-removal)" = 1
 cl_finish

@@ -361,33 +361,63 @@ static void on_fconn_close(struct fconn *c, int reason)
 	closed++;
 }
 
-TEST(a_shared_budget_bounds_the_queues_of_all_its_connections)
-{
+/* Two client-side connections sharing one budget (1 MiB, each with its own
+ * 4 MiB bound) to a server that accepts both and never reads. */
+struct budget_pair {
 	uv_loop_t loop;
-	uv_loop_init(&loop);
 	uv_tcp_t server;
-	static struct never_read nr;
-	uv_tcp_init(&loop, &server);
-	server.data = &nr;
+	struct never_read nr;
+	struct fconn_budget budget;
+	struct fconn f[2];
+};
+
+static void budget_pair_open(struct budget_pair *p)
+{
+	memset(p, 0, sizeof *p);
+	connected = 0;
+	closed = 0;
+	uv_loop_init(&p->loop);
+	uv_tcp_init(&p->loop, &p->server);
+	p->server.data = &p->nr;
 	struct sockaddr_in sa;
 	uv_ip4_addr("127.0.0.1", 0, &sa);
-	ASSERT_EQ(uv_tcp_bind(&server, (const struct sockaddr *)&sa, 0), 0);
-	ASSERT_EQ(uv_listen((uv_stream_t *)&server, 4, accept_two_never_read), 0);
-	uv_ip4_addr("127.0.0.1", port_of(&server), &sa);
-	struct fconn_budget budget = { .queued_bytes_max = 1024u * 1024u };
-	static struct fconn f[2];
+	ASSERT_EQ(uv_tcp_bind(&p->server, (const struct sockaddr *)&sa, 0), 0);
+	ASSERT_EQ(uv_listen((uv_stream_t *)&p->server, 4, accept_two_never_read), 0);
+	uv_ip4_addr("127.0.0.1", port_of(&p->server), &sa);
+	p->budget.queued_bytes_max = 1024u * 1024u;
 	for (int i = 0; i < 2; i++) {
-		memset(&f[i], 0, sizeof f[i]);
-		f[i].on_frame = on_fconn_frame;
-		f[i].on_connect = on_fconn_connect;
-		f[i].on_close = on_fconn_close;
-		f[i].queue_bytes_max = 4u * 1024u * 1024u; /* more than the budget */
-		f[i].budget = &budget;
-		ASSERT_EQ(fconn_connect(&loop, &f[i], &sa), 0);
+		struct fconn *f = &p->f[i];
+		f->on_frame = on_fconn_frame;
+		f->on_connect = on_fconn_connect;
+		f->on_close = on_fconn_close;
+		f->queue_bytes_max = 4u * 1024u * 1024u; /* more than the budget */
+		f->budget = &p->budget;
+		ASSERT_EQ(fconn_connect(&p->loop, f, &sa), 0);
 	}
-	ASSERT_TRUE(run_until(&loop, &connected, 2));
-	while (nr.count < 2)
-		uv_run(&loop, UV_RUN_ONCE);
+	ASSERT_TRUE(run_until(&p->loop, &connected, 2));
+	while (p->nr.count < 2)
+		uv_run(&p->loop, UV_RUN_ONCE);
+}
+
+/* Close both; every queued write must have given its bytes back. */
+static void budget_pair_close(struct budget_pair *p)
+{
+	fconn_close(&p->f[0], 0);
+	fconn_close(&p->f[1], 0);
+	ASSERT_TRUE(run_until(&p->loop, &closed, 2));
+	ASSERT_U64_EQ(p->budget.queued_bytes, 0);
+	uv_close((uv_handle_t *)&p->server, NULL);
+	for (uint32_t i = 0; i < p->nr.count; i++)
+		uv_close((uv_handle_t *)&p->nr.conns[i], NULL);
+	uv_run(&p->loop, UV_RUN_DEFAULT);
+	ASSERT_EQ(uv_loop_close(&p->loop), 0);
+}
+
+TEST(a_shared_budget_bounds_the_queues_of_all_its_connections)
+{
+	static struct budget_pair p;
+	budget_pair_open(&p);
+	struct fconn *f = p.f;
 	uint32_t refused = 0;
 	for (int i = 0; i < 400 && refused == 0; i++) {
 		struct fconn *c = &f[i % 2];
@@ -400,24 +430,16 @@ TEST(a_shared_budget_bounds_the_queues_of_all_its_connections)
 			refused++;
 			ASSERT_LT(c->queued_bytes + 64u * 1024u, c->queue_bytes_max);
 		}
-		uv_run(&loop, UV_RUN_NOWAIT);
-		ASSERT_LE(budget.queued_bytes, budget.queued_bytes_max);
-		ASSERT_U64_EQ(budget.queued_bytes,
+		uv_run(&p.loop, UV_RUN_NOWAIT);
+		ASSERT_LE(p.budget.queued_bytes, p.budget.queued_bytes_max);
+		ASSERT_U64_EQ(p.budget.queued_bytes,
 			      f[0].queued_bytes + f[1].queued_bytes);
 	}
 	ASSERT_EQ(refused, 1u); /* the budget, not a connection's own bound */
 	ASSERT_GT(f[0].queued_bytes, 0);
 	ASSERT_GT(f[1].queued_bytes, 0);
 	ASSERT_FALSE(fconn_fits(&f[0], 64u * 1024u));
-	fconn_close(&f[0], 0);
-	fconn_close(&f[1], 0);
-	ASSERT_TRUE(run_until(&loop, &closed, 2));
-	ASSERT_U64_EQ(budget.queued_bytes, 0); /* every write gave back */
-	uv_close((uv_handle_t *)&server, NULL);
-	for (uint32_t i = 0; i < nr.count; i++)
-		uv_close((uv_handle_t *)&nr.conns[i], NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ASSERT_EQ(uv_loop_close(&loop), 0);
+	budget_pair_close(&p);
 }
 
 /* The budget bounds queued bytes: a write the kernel takes at once queues
@@ -426,38 +448,14 @@ TEST(a_shared_budget_bounds_the_queues_of_all_its_connections)
  * another one does not). */
 TEST(a_full_budget_still_lets_a_write_that_queues_nothing_through)
 {
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	uv_tcp_t server;
-	static struct never_read nr;
-	memset(&nr, 0, sizeof nr);
-	uv_tcp_init(&loop, &server);
-	server.data = &nr;
-	struct sockaddr_in sa;
-	uv_ip4_addr("127.0.0.1", 0, &sa);
-	ASSERT_EQ(uv_tcp_bind(&server, (const struct sockaddr *)&sa, 0), 0);
-	ASSERT_EQ(uv_listen((uv_stream_t *)&server, 4, accept_two_never_read), 0);
-	uv_ip4_addr("127.0.0.1", port_of(&server), &sa);
-	struct fconn_budget budget = { .queued_bytes_max = 1024u * 1024u };
-	static struct fconn f[2];
-	connected = 0;
-	closed = 0;
-	for (int i = 0; i < 2; i++) {
-		memset(&f[i], 0, sizeof f[i]);
-		f[i].on_frame = on_fconn_frame;
-		f[i].on_connect = on_fconn_connect;
-		f[i].on_close = on_fconn_close;
-		f[i].queue_bytes_max = 4u * 1024u * 1024u;
-		f[i].budget = &budget;
-		ASSERT_EQ(fconn_connect(&loop, &f[i], &sa), 0);
-	}
-	ASSERT_TRUE(run_until(&loop, &connected, 2));
-	while (nr.count < 2)
-		uv_run(&loop, UV_RUN_ONCE);
+	static struct budget_pair p;
+	budget_pair_open(&p);
+	struct fconn *f = p.f;
+	struct fconn_budget *budget = &p.budget;
 	/* f[0]'s peer never reads: its queue takes the whole budget */
-	for (int i = 0; i < 400 && budget.queued_bytes < budget.queued_bytes_max;
+	for (int i = 0; i < 400 && budget->queued_bytes < budget->queued_bytes_max;
 	     i++) {
-		uint64_t room = budget.queued_bytes_max - budget.queued_bytes;
+		uint64_t room = budget->queued_bytes_max - budget->queued_bytes;
 		size_t n = f[0].queued_bytes == 0 || room > 64u * 1024u
 				   ? 64u * 1024u
 				   : (size_t)room;
@@ -465,9 +463,9 @@ TEST(a_full_budget_still_lets_a_write_that_queues_nothing_through)
 		ASSERT_TRUE(wb != NULL);
 		memset(wb->data, 'x', wb->bytes);
 		ASSERT_EQ(fconn_write(&f[0], wb), 0);
-		uv_run(&loop, UV_RUN_NOWAIT);
+		uv_run(&p.loop, UV_RUN_NOWAIT);
 	}
-	ASSERT_U64_EQ(budget.queued_bytes, budget.queued_bytes_max);
+	ASSERT_U64_EQ(budget->queued_bytes, budget->queued_bytes_max);
 	/* f[1] has nothing queued and an empty socket buffer */
 	struct fconn_wbuf *wb = fconn_wbuf_new(100);
 	ASSERT_TRUE(wb != NULL);
@@ -475,15 +473,7 @@ TEST(a_full_budget_still_lets_a_write_that_queues_nothing_through)
 	ASSERT_EQ(fconn_write(&f[1], wb), 0);
 	ASSERT_U64_EQ(f[1].queued_bytes, 0);
 	ASSERT_FALSE(f[1].closing);
-	ASSERT_U64_EQ(budget.queued_bytes, f[0].queued_bytes);
-	ASSERT_LE(budget.queued_bytes, budget.queued_bytes_max);
-	fconn_close(&f[0], 0);
-	fconn_close(&f[1], 0);
-	ASSERT_TRUE(run_until(&loop, &closed, 2));
-	ASSERT_U64_EQ(budget.queued_bytes, 0);
-	uv_close((uv_handle_t *)&server, NULL);
-	for (uint32_t i = 0; i < nr.count; i++)
-		uv_close((uv_handle_t *)&nr.conns[i], NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ASSERT_EQ(uv_loop_close(&loop), 0);
+	ASSERT_U64_EQ(budget->queued_bytes, f[0].queued_bytes);
+	ASSERT_LE(budget->queued_bytes, budget->queued_bytes_max);
+	budget_pair_close(&p);
 }
