@@ -345,6 +345,17 @@ static void serve_reads(struct disk *d, struct disk_job *j)
 	}
 }
 
+/* The store's own applied index (not the cache's): every batch of the
+ * job has committed or aborted, so it reads what the store holds. */
+static int read_store_applied(struct disk *d)
+{
+	struct store_meta m;
+	int rc = d->store->ops->meta_get(d->store->impl, &m);
+	if (rc == 0)
+		d->store_applied = m.applied_index;
+	return rc;
+}
+
 /* Invariant 2 and 7: the cache may hold part of a failed apply. */
 static void fail(struct disk *d, int rc)
 {
@@ -375,12 +386,14 @@ static void run_job(struct disk *d, struct disk_job *j)
 	uint32_t first_pulled = j->committed_count;
 	int rc = write_log(d, j);
 	/* Snapshot staging and compaction follow the log writes, before the
-	 * persisted callback releases the held messages (snapjob.h), and the
-	 * cache before them (invariant 7). */
-	if (rc == 0 && j->snap != NULL)
+	 * persisted callback releases the held messages (snapjob.h); staging
+	 * after the cache (invariant 7: an install replaces the state). */
+	if (rc == 0 && j->snap != NULL && j->snap->stage_count > 0)
 		rc = flush_batch(d, false);
 	if (rc == 0 && j->snap != NULL) {
-		KEEL_ASSERT(wcache_empty(&d->wc));
+		KEEL_ASSERT(j->snap->compact_index <= d->store_applied); /* 7 */
+		if (j->snap->stage_count > 0)
+			KEEL_ASSERT(wcache_empty(&d->wc));
 		rc = snapjob_run(d->snapjob, d->store, j->snap);
 	}
 	j->persist_ns = now_ns() - t0 - j->apply_ns;
@@ -388,9 +401,12 @@ static void run_job(struct disk *d, struct disk_job *j)
 		pause_persisted(d);
 		rc = apply_pulled(d, j, first_pulled);
 	}
+	if (rc == 0)
+		rc = read_store_applied(d);
 	j->flush_count = d->flush_count;
 	j->flush_items = d->flush_items;
 	j->flush_ns = d->flush_ns;
+	j->store_applied = d->store_applied;
 	if (rc != 0) {
 		fail(d, rc);
 		j->err = rc;
@@ -492,6 +508,11 @@ int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
 	kv_init(&d->kv, &d->wc.view, &(struct keel_alloc){ 0 });
 	d->opt = *opt;
 	d->flushed_ns = now_ns();
+	struct store_meta meta; /* the thread has not started: ours to read */
+	int mrc = store->ops->meta_get(store->impl, &meta);
+	if (mrc != 0)
+		return mrc;
+	d->store_applied = meta.applied_index;
 	d->persisted = cb->persisted;
 	d->results = cb->results;
 	d->done = cb->done;

@@ -11,7 +11,8 @@
  *      cache itself when a flush is due and it is small (below); one commit
  *      and, when the job has log entries or a new term or vote, one sync;
  *      then the job's compaction and snapshot work, if any (snapjob.h),
- *      after a flush of the cache in a batch of its own;
+ *      incoming snapshot chunks after a flush of the cache in a batch of
+ *      its own;
  *   2. the persisted callback on the loop: it sends what waited for that
  *      sync, tells Raft, and may add the entries that became committed
  *      meanwhile to the job; the storage thread waits until it returned;
@@ -28,7 +29,7 @@
  * larger cache in step 3, after the log's sync, so that its writes do not
  * hold the log back. Also when it is half full or full (wcache W2);
  * between jobs, once the longer of flush_ms and DISK_IDLE_FLUSH_MS has
- * passed since the last flush; before compaction and snapshot work; and
+ * passed since the last flush; before an incoming snapshot is staged; and
  * when the thread stops (then with a sync, always). Why a larger flush_ms
  * helps: every put lands on a random kv leaf, so writing the applied state
  * in every job costs a leaf and its branch pages per put on every replica,
@@ -58,9 +59,11 @@
  *      after kv_apply produced them without error; results posted before
  *      the persisted callback are delivered before it;
  *   6. the done callback comes last; after a failure err != 0;
- *   7. compaction and snapshot work start with an empty cache, so the
- *      store's applied index is at or above any index the log is cut at;
- *      after a failure the cache is dropped, never flushed.
+ *   7. the log is never cut above the store's applied index: the loop
+ *      compacts at most to the store_applied a job reported (the cache is
+ *      not flushed for compaction; it trails the flushes), and snapshot
+ *      staging and install start with an empty cache; after a failure the
+ *      cache is dropped, never flushed.
  */
 #ifndef KEEL_NODE_DISK_H
 #define KEEL_NODE_DISK_H
@@ -117,6 +120,8 @@ struct disk_job {
 	uint64_t persist_ns, apply_ns;
 	/* the cache's flushes so far (all jobs and idle ones: cumulative) */
 	uint64_t flush_count, flush_items, flush_ns;
+	uint64_t store_applied; /* the store's applied index after the job
+				   (invariant 7: the most compaction may cut) */
 	/* held peer frames (after_persist), owned by the loop side */
 	void *held;
 	/* compaction and snapshot work, run after the write (snapjob.h) */
@@ -166,6 +171,7 @@ struct disk {
 	struct disk_options opt;
 	uint64_t flushed_ns; /* storage thread: the cache's last flush */
 	uint64_t flush_count, flush_items, flush_ns; /* storage thread */
+	uint64_t store_applied; /* storage thread: the store's applied index */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -188,7 +194,8 @@ struct disk {
 	struct snapjob *snapjob; /* storage thread: runs each job's snap work */
 };
 
-/* Start the storage thread. Returns 0 or a -errno. */
+/* Start the storage thread. Returns 0, a -errno, or the store's error
+ * reading its meta (nothing started). */
 int disk_start(struct disk *d, uv_loop_t *loop, struct store *store,
 	       const struct disk_options *opt, const struct disk_callbacks *cb,
 	       void *ctx);

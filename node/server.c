@@ -417,6 +417,7 @@ static void on_job_done(void *ctx, struct disk_job *j)
 		return;
 	}
 	KEEL_ASSERT(j->held == NULL); /* sent by on_job_persisted */
+	s->store_applied = j->store_applied;
 	s->ctr.apply_flushes = j->flush_count; /* cumulative (disk.h) */
 	s->ctr.apply_flushed_items = j->flush_items;
 	s->ctr.apply_flush_ns = j->flush_ns;
@@ -611,6 +612,7 @@ int server_start(struct server *s, uv_loop_t *loop, const char *listen_addr,
 	struct raft_status st;
 	raft_status(s->raft, &st);
 	s->applied_done = st.applied;
+	s->store_applied = st.applied;
 	s->apply_submitted = st.applied;
 	net_init(&s->net, loop, s->cluster_id, s->id,
 		 (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL),

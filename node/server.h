@@ -149,6 +149,8 @@ struct server {
 	struct disk_job *inflight;   /* at the storage thread, or NULL */
 	uint64_t apply_submitted;    /* last index handed to a job */
 	uint64_t applied_done;       /* last index whose job completed */
+	uint64_t store_applied;      /* the store's own applied index, as the
+					last job reported it (disk.h 7) */
 	int storage_err;             /* sticky */
 
 	/* Reads waiting for apply: pending tokens. */

@@ -273,7 +273,11 @@ static void plan_compaction(struct server *s)
 	raft_status(s->raft, &st);
 	if (st.installing)
 		return;
-	uint64_t i = raft_compact_index(s->raft, s->applied_done);
+	/* Not above the store's own applied index (disk.h invariant 7): the
+	 * rest of the applied state may still be only in the write cache. */
+	uint64_t durable = s->store_applied < s->applied_done ? s->store_applied
+							       : s->applied_done;
+	uint64_t i = raft_compact_index(s->raft, durable);
 	if (i == 0)
 		return;
 	uint64_t term = 0;
