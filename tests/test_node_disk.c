@@ -172,23 +172,11 @@ static bool run_until(uv_loop_t *loop, const uint32_t *counter, uint32_t want)
 	return *counter >= want;
 }
 
-/* Spin until the storage thread entered write_commit number n. */
-static bool wait_commit_entered(uint32_t n)
+/* Spin until the gate counter *f (commits entered or returned) reaches n. */
+static bool wait_gate(const uint32_t *f, uint32_t n)
 {
 	for (uint32_t i = 0; i < WAIT_MS_MAX; i++) {
-		if (gate_get(&G.commits_entered) >= n)
-			return true;
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL);
-	}
-	return false;
-}
-
-/* Spin until write_commit number n returned. */
-static bool wait_commit_returned(uint32_t n)
-{
-	for (uint32_t i = 0; i < WAIT_MS_MAX; i++) {
-		if (gate_get(&G.commits_returned) >= n)
+		if (gate_get(f) >= n)
 			return true;
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
@@ -289,7 +277,7 @@ TEST(results_before_commit_persisted_after_sync_pulled_entries_applied)
 	ASSERT_EQ(S.commits_at_result[0], 0u);
 	ASSERT_EQ(S.seq[0], 1u);
 	ASSERT_EQ(S.status[0], KV_OK);
-	ASSERT_TRUE(wait_commit_entered(1));
+	ASSERT_TRUE(wait_gate(&G.commits_entered, 1));
 	uv_run(&e.loop, UV_RUN_NOWAIT);
 	ASSERT_EQ(S.persisted, 0u); /* the commit is held: not persisted */
 	/* step 2: persisted only after the commit and the sync */
@@ -309,7 +297,7 @@ TEST(results_before_commit_persisted_after_sync_pulled_entries_applied)
 	ASSERT_TRUE(S.job == &e.job);
 	/* idle: the cache goes to the store in a batch of its own, unsynced */
 	gate_allow(2);
-	ASSERT_TRUE(wait_commit_returned(2));
+	ASSERT_TRUE(wait_gate(&G.commits_returned, 2));
 	ASSERT_U64_EQ(store_applied(), 2);
 	ASSERT_EQ(gate_get(&G.syncs_returned), 1u);
 	env_close(&e);
