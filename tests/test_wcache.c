@@ -580,80 +580,104 @@ TEST(crash_at_a_random_point_then_reapply_random)
 	}
 }
 
-TEST(items_bound_flushes_into_the_open_batch)
-{
-	static struct mem_store m;
+/* A memory store (behind fail_bind when failing) and a cache over it,
+ * opened once the test has put in the store what it starts from. */
+struct wfx {
+	struct mem_store m;
 	struct store real;
 	struct wcache c;
-	ASSERT_EQ(mem_store_init(&m), 0);
-	mem_store_bind(&m, &real);
-	wcache_init(&c, &real);
-	struct store *v = &c.view;
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
+};
+
+static void wfx_store(struct wfx *f, bool failing)
+{
+	ASSERT_EQ(mem_store_init(&f->m), 0);
+	if (failing)
+		fail_bind(&f->m, &f->real);
+	else
+		mem_store_bind(&f->m, &f->real);
+}
+
+static struct store *wfx_cache(struct wfx *f)
+{
+	wcache_init(&f->c, &f->real);
+	return &f->c.view;
+}
+
+static void wfx_close(struct wfx *f)
+{
+	wcache_free(&f->c);
+	mem_store_close(&f->m);
+}
+
+TEST(items_bound_flushes_into_the_open_batch)
+{
+	static struct wfx f;
+	wfx_store(&f, false);
+	struct store *real = &f.real;
+	struct wcache *c = &f.c;
+	struct store *v = wfx_cache(&f);
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
 	uint32_t n = WCACHE_ITEMS_MAX + 100;
 	uint32_t items_seen_max = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		char key[16];
 		snprintf(key, sizeof key, "i%08x", i);
 		ASSERT_EQ(put(v, key, "v"), 0);
-		uint32_t items = wcache_items(&c);
+		uint32_t items = wcache_items(c);
 		ASSERT_LT(items, WCACHE_ITEMS_MAX);
-		ASSERT_LT(c.bytes, WCACHE_BYTES_MAX);
+		ASSERT_LT(c->bytes, WCACHE_BYTES_MAX);
 		if (items > items_seen_max)
 			items_seen_max = items;
 		if (i < 1000)
-			ASSERT_EQ(c.flush_count, 0);
+			ASSERT_EQ(c->flush_count, 0);
 	}
 	/* it cached, and it flushed into the open batch */
 	ASSERT_GE(items_seen_max, WCACHE_ITEMS_MAX / 2);
-	ASSERT_GE(c.flush_count, 1);
-	ASSERT_TRUE(c.wrote_real);
-	ASSERT_GT(mem_store_kv_count(&m), 0);
+	ASSERT_GE(c->flush_count, 1);
+	ASSERT_TRUE(c->wrote_real);
+	ASSERT_GT(mem_store_kv_count(&f.m), 0);
 	/* sessions are items too */
-	uint64_t flushes = c.flush_count;
-	ASSERT_EQ(wcache_flush(&c), 0);
+	uint64_t flushes = c->flush_count;
+	ASSERT_EQ(wcache_flush(c), 0);
 	for (uint32_t i = 1; i <= WCACHE_ITEMS_MAX + 1; i++) {
 		struct kv_session se = {.client_id = i, .seq = 1,
 					.last_index = i, .status = KV_OK};
 		ASSERT_EQ(v->ops->session_put(v->impl, &se), 0);
-		ASSERT_LT(wcache_items(&c), WCACHE_ITEMS_MAX);
+		ASSERT_LT(wcache_items(c), WCACHE_ITEMS_MAX);
 	}
-	ASSERT_GT(c.flush_count, flushes + 1);
-	ASSERT_EQ(wcache_flush(&c), 0);
-	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
-	ASSERT_U64_EQ(mem_store_kv_count(&m), n);
+	ASSERT_GT(c->flush_count, flushes + 1);
+	ASSERT_EQ(wcache_flush(c), 0);
+	ASSERT_EQ(real->ops->write_commit(real->impl), 0);
+	ASSERT_U64_EQ(mem_store_kv_count(&f.m), n);
 	for (uint32_t i = 0; i < n; i++) {
 		char key[16];
 		snprintf(key, sizeof key, "i%08x", i);
-		assert_val(&real, key, "v");
+		assert_val(real, key, "v");
 	}
 	uint64_t count;
-	ASSERT_EQ(real.ops->session_count(real.impl, &count), 0);
+	ASSERT_EQ(real->ops->session_count(real->impl, &count), 0);
 	ASSERT_U64_EQ(count, WCACHE_ITEMS_MAX + 1);
-	wcache_free(&c);
-	mem_store_close(&m);
+	wfx_close(&f);
 }
 
 TEST(bytes_bound_flushes_into_the_open_batch)
 {
-	static struct mem_store m;
+	static struct wfx f;
 	static uint8_t val[KEEL_VALUE_BYTES_MAX];
-	struct store real;
-	struct wcache c;
-	ASSERT_EQ(mem_store_init(&m), 0);
-	mem_store_bind(&m, &real);
-	wcache_init(&c, &real);
-	struct store *v = &c.view;
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
+	wfx_store(&f, false);
+	struct store *real = &f.real;
+	struct wcache *c = &f.c;
+	struct store *v = wfx_cache(&f);
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
 	/* rewriting one key holds one value */
 	for (uint32_t i = 0; i < 200; i++) {
 		memset(val, (int)i, sizeof val);
 		ASSERT_EQ(v->ops->kv_put(v->impl, (const uint8_t *)"same", 4,
 					 val, sizeof val), 0);
-		ASSERT_LT(c.bytes, WCACHE_BYTES_MAX);
+		ASSERT_LT(c->bytes, WCACHE_BYTES_MAX);
 	}
-	ASSERT_EQ(c.flush_count, 0);
-	ASSERT_EQ(wcache_items(&c), 1);
+	ASSERT_EQ(c->flush_count, 0);
+	ASSERT_EQ(wcache_items(c), 1);
 	/* distinct keys pass the bound */
 	uint32_t n = 2 * WCACHE_BYTES_MAX / KEEL_VALUE_BYTES_MAX;
 	for (uint32_t i = 0; i < n; i++) {
@@ -663,47 +687,44 @@ TEST(bytes_bound_flushes_into_the_open_batch)
 		ASSERT_EQ(v->ops->kv_put(v->impl, (const uint8_t *)key,
 					 (uint32_t)strlen(key), val,
 					 sizeof val), 0);
-		ASSERT_LT(c.bytes, WCACHE_BYTES_MAX);
-		ASSERT_LT(wcache_items(&c), WCACHE_ITEMS_MAX);
+		ASSERT_LT(c->bytes, WCACHE_BYTES_MAX);
+		ASSERT_LT(wcache_items(c), WCACHE_ITEMS_MAX);
 		if (i < n / 4)
-			ASSERT_EQ(c.flush_count, 0);
+			ASSERT_EQ(c->flush_count, 0);
 	}
-	ASSERT_GE(c.flush_count, 1);
-	ASSERT_TRUE(c.wrote_real);
-	ASSERT_EQ(wcache_flush(&c), 0);
-	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
+	ASSERT_GE(c->flush_count, 1);
+	ASSERT_TRUE(c->wrote_real);
+	ASSERT_EQ(wcache_flush(c), 0);
+	ASSERT_EQ(real->ops->write_commit(real->impl), 0);
 	for (uint32_t i = 0; i < n; i++) {
 		char key[16];
 		snprintf(key, sizeof key, "b%u", i);
 		memset(val, (int)(i + 1), sizeof val);
 		const uint8_t *got;
 		uint32_t got_bytes;
-		ASSERT_EQ(get(&real, key, &got, &got_bytes), 0);
+		ASSERT_EQ(get(real, key, &got, &got_bytes), 0);
 		ASSERT_EQ(got_bytes, sizeof val);
 		ASSERT_MEM_EQ(got, val, sizeof val);
 	}
 	memset(val, 199, sizeof val);
 	const uint8_t *got;
 	uint32_t got_bytes;
-	ASSERT_EQ(get(&real, "same", &got, &got_bytes), 0);
+	ASSERT_EQ(get(real, "same", &got, &got_bytes), 0);
 	ASSERT_MEM_EQ(got, val, sizeof val);
-	wcache_free(&c);
-	mem_store_close(&m);
+	wfx_close(&f);
 }
 
 TEST(failed_flush_leaves_the_cache_as_it_was)
 {
-	static struct mem_store m;
-	struct store real;
-	struct wcache c;
-	ASSERT_EQ(mem_store_init(&m), 0);
-	fail_bind(&m, &real);
+	static struct wfx f;
+	wfx_store(&f, true);
+	struct store *real = &f.real;
+	struct wcache *c = &f.c;
 	static const char *const init[] = {"old", "o", "gone", "g"};
-	commit_puts(&real, init, 4);
-	wcache_init(&c, &real);
-	struct store *v = &c.view;
+	commit_puts(real, init, 4);
+	struct store *v = wfx_cache(&f);
 
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
 	for (uint32_t i = 0; i < 10; i++) {
 		char key[8], val[8];
 		snprintf(key, sizeof key, "k%u", i);
@@ -715,83 +736,80 @@ TEST(failed_flush_leaves_the_cache_as_it_was)
 				.status = KV_OK};
 	ASSERT_EQ(v->ops->session_put(v->impl, &se), 0);
 	ASSERT_EQ(v->ops->set_applied(v->impl, 7), 0);
-	uint32_t items = wcache_items(&c);
+	uint32_t items = wcache_items(c);
 	ASSERT_EQ(items, 12);
 
 	/* the fourth kv_put of the flush fails */
 	fail_rc = KEEL_ENOMEM;
 	fail_puts_first = 3;
-	ASSERT_EQ(wcache_flush(&c), KEEL_ENOMEM);
-	real.ops->write_abort(real.impl);
+	ASSERT_EQ(wcache_flush(c), KEEL_ENOMEM);
+	real->ops->write_abort(real->impl);
 	fail_rc = 0;
-	ASSERT_EQ(wcache_items(&c), items);
-	ASSERT_FALSE(wcache_empty(&c));
+	ASSERT_EQ(wcache_items(c), items);
+	ASSERT_FALSE(wcache_empty(c));
 	for (uint32_t i = 0; i < 10; i++) {
 		char key[8], val[8];
 		snprintf(key, sizeof key, "k%u", i);
 		snprintf(val, sizeof val, "v%u", i);
 		assert_val(v, key, val);
-		assert_absent(&real, key);
+		assert_absent(real, key);
 	}
 	assert_absent(v, "gone");
-	assert_val(&real, "gone", "g");
+	assert_val(real, "gone", "g");
 	assert_val(v, "old", "o");
 	struct kv_session got;
 	ASSERT_EQ(v->ops->session_get(v->impl, 5, &got), 0);
 	ASSERT_U64_EQ(got.seq, 3);
 	ASSERT_U64_EQ(applied_of(v), 7);
-	ASSERT_U64_EQ(applied_of(&real), 0);
+	ASSERT_U64_EQ(applied_of(real), 0);
 
 	/* a later flush writes all of it */
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
-	ASSERT_EQ(wcache_flush(&c), 0);
-	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
-	ASSERT_TRUE(wcache_empty(&c));
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
+	ASSERT_EQ(wcache_flush(c), 0);
+	ASSERT_EQ(real->ops->write_commit(real->impl), 0);
+	ASSERT_TRUE(wcache_empty(c));
 	for (uint32_t i = 0; i < 10; i++) {
 		char key[8], val[8];
 		snprintf(key, sizeof key, "k%u", i);
 		snprintf(val, sizeof val, "v%u", i);
-		assert_val(&real, key, val);
+		assert_val(real, key, val);
 	}
-	assert_absent(&real, "gone");
-	assert_val(&real, "old", "o");
-	ASSERT_EQ(real.ops->session_get(real.impl, 5, &got), 0);
+	assert_absent(real, "gone");
+	assert_val(real, "old", "o");
+	ASSERT_EQ(real->ops->session_get(real->impl, 5, &got), 0);
 	ASSERT_U64_EQ(got.last_index, 7);
-	ASSERT_U64_EQ(applied_of(&real), 7);
-	wcache_free(&c);
-	mem_store_close(&m);
+	ASSERT_U64_EQ(applied_of(real), 7);
+	wfx_close(&f);
 }
 
 TEST(deletions_hide_the_store_and_reach_it_on_flush)
 {
-	static struct mem_store m;
-	struct store real;
-	struct wcache c;
-	ASSERT_EQ(mem_store_init(&m), 0);
-	mem_store_bind(&m, &real);
+	static struct wfx f;
+	wfx_store(&f, false);
+	struct store *real = &f.real;
+	struct wcache *c = &f.c;
 	static const char *const init[] = {"a", "1", "keep", "k"};
-	commit_puts(&real, init, 4);
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
+	commit_puts(real, init, 4);
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
 	struct kv_session se = {.client_id = 3, .seq = 1, .last_index = 1,
 				.status = KV_OK};
-	ASSERT_EQ(real.ops->session_put(real.impl, &se), 0);
-	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
-	wcache_init(&c, &real);
-	struct store *v = &c.view;
+	ASSERT_EQ(real->ops->session_put(real->impl, &se), 0);
+	ASSERT_EQ(real->ops->write_commit(real->impl), 0);
+	struct store *v = wfx_cache(&f);
 	struct kv_session got;
 
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
 	/* deleting what is absent everywhere caches nothing */
 	ASSERT_EQ(del(v, "zz"), KEEL_ENOTFOUND);
 	ASSERT_EQ(v->ops->session_del(v->impl, 99), KEEL_ENOTFOUND);
-	ASSERT_TRUE(wcache_empty(&c));
-	ASSERT_EQ(wcache_items(&c), 0);
+	ASSERT_TRUE(wcache_empty(c));
+	ASSERT_EQ(wcache_items(c), 0);
 
 	/* a key only in the store */
 	ASSERT_EQ(del(v, "a"), 0);
-	ASSERT_FALSE(wcache_empty(&c));
+	ASSERT_FALSE(wcache_empty(c));
 	assert_absent(v, "a");
-	assert_val(&real, "a", "1");
+	assert_val(real, "a", "1");
 	ASSERT_EQ(del(v, "a"), KEEL_ENOTFOUND);
 	/* a key only in the cache */
 	ASSERT_EQ(put(v, "b", "2"), 0);
@@ -805,7 +823,7 @@ TEST(deletions_hide_the_store_and_reach_it_on_flush)
 	/* a session only in the store */
 	ASSERT_EQ(v->ops->session_del(v->impl, 3), 0);
 	ASSERT_EQ(v->ops->session_get(v->impl, 3, &got), KEEL_ENOTFOUND);
-	ASSERT_EQ(real.ops->session_get(real.impl, 3, &got), 0);
+	ASSERT_EQ(real->ops->session_get(real->impl, 3, &got), 0);
 	ASSERT_EQ(v->ops->session_del(v->impl, 3), KEEL_ENOTFOUND);
 	/* a session only in the cache */
 	se.client_id = 4;
@@ -813,48 +831,45 @@ TEST(deletions_hide_the_store_and_reach_it_on_flush)
 	ASSERT_EQ(v->ops->session_del(v->impl, 4), 0);
 	ASSERT_EQ(v->ops->session_get(v->impl, 4, &got), KEEL_ENOTFOUND);
 
-	ASSERT_EQ(wcache_flush(&c), 0);
-	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
-	ASSERT_TRUE(wcache_empty(&c));
-	assert_absent(&real, "a");
-	assert_absent(&real, "b");
-	assert_val(&real, "keep", "K");
-	ASSERT_EQ(real.ops->session_get(real.impl, 3, &got), KEEL_ENOTFOUND);
-	ASSERT_EQ(real.ops->session_get(real.impl, 4, &got), KEEL_ENOTFOUND);
+	ASSERT_EQ(wcache_flush(c), 0);
+	ASSERT_EQ(real->ops->write_commit(real->impl), 0);
+	ASSERT_TRUE(wcache_empty(c));
+	assert_absent(real, "a");
+	assert_absent(real, "b");
+	assert_val(real, "keep", "K");
+	ASSERT_EQ(real->ops->session_get(real->impl, 3, &got), KEEL_ENOTFOUND);
+	ASSERT_EQ(real->ops->session_get(real->impl, 4, &got), KEEL_ENOTFOUND);
 	uint64_t count;
-	ASSERT_EQ(real.ops->session_count(real.impl, &count), 0);
+	ASSERT_EQ(real->ops->session_count(real->impl, &count), 0);
 	ASSERT_U64_EQ(count, 0);
-	ASSERT_U64_EQ(mem_store_kv_count(&m), 1);
-	wcache_free(&c);
-	mem_store_close(&m);
+	ASSERT_U64_EQ(mem_store_kv_count(&f.m), 1);
+	wfx_close(&f);
 }
 
 TEST(session_count_is_counted_and_session_oldest_flushes)
 {
-	static struct mem_store m;
-	struct store real;
-	struct wcache c;
-	ASSERT_EQ(mem_store_init(&m), 0);
-	mem_store_bind(&m, &real);
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
+	static struct wfx f;
+	wfx_store(&f, false);
+	struct store *real = &f.real;
+	struct wcache *c = &f.c;
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
 	struct kv_session se = {.client_id = 9, .seq = 1, .last_index = 5,
 				.status = KV_OK};
-	ASSERT_EQ(real.ops->session_put(real.impl, &se), 0);
-	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
-	wcache_init(&c, &real);
-	struct store *v = &c.view;
+	ASSERT_EQ(real->ops->session_put(real->impl, &se), 0);
+	ASSERT_EQ(real->ops->write_commit(real->impl), 0);
+	struct store *v = wfx_cache(&f);
 
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
 	se = (struct kv_session){.client_id = 12, .seq = 1, .last_index = 3,
 				 .status = KV_OK};
 	ASSERT_EQ(v->ops->session_put(v->impl, &se), 0);
 	ASSERT_EQ(v->ops->session_del(v->impl, 9), 0);
-	uint64_t flushes = c.flush_count;
+	uint64_t flushes = c->flush_count;
 	uint64_t count;
 	ASSERT_EQ(v->ops->session_count(v->impl, &count), 0);
 	ASSERT_U64_EQ(count, 1); /* 9 deleted, 12 added */
-	ASSERT_U64_EQ(c.flush_count, flushes); /* counted, not flushed */
-	ASSERT_FALSE(wcache_empty(&c));
+	ASSERT_U64_EQ(c->flush_count, flushes); /* counted, not flushed */
+	ASSERT_FALSE(wcache_empty(c));
 	/* 9 back after its deletion, 12 put again: each counted once */
 	se = (struct kv_session){.client_id = 9, .seq = 2, .last_index = 7,
 				 .status = KV_OK};
@@ -868,50 +883,47 @@ TEST(session_count_is_counted_and_session_oldest_flushes)
 	ASSERT_EQ(v->ops->session_count(v->impl, &count), 0);
 	ASSERT_U64_EQ(count, 1);
 	ASSERT_EQ(v->ops->session_put(v->impl, &se), 0);
-	ASSERT_U64_EQ(c.flush_count, flushes);
+	ASSERT_U64_EQ(c->flush_count, flushes);
 	struct kv_session old;
 	ASSERT_EQ(v->ops->session_oldest(v->impl, &old), 0);
 	ASSERT_U64_EQ(old.client_id, 12); /* last_index 6 < 7 */
-	ASSERT_GT(c.flush_count, flushes);
-	ASSERT_TRUE(c.wrote_real);
-	ASSERT_TRUE(wcache_empty(&c));
+	ASSERT_GT(c->flush_count, flushes);
+	ASSERT_TRUE(c->wrote_real);
+	ASSERT_TRUE(wcache_empty(c));
 	ASSERT_EQ(v->ops->session_count(v->impl, &count), 0);
 	ASSERT_U64_EQ(count, 2);
 	/* a cached session older than every stored one */
 	se = (struct kv_session){.client_id = 13, .seq = 1, .last_index = 1,
 				 .status = KV_OK};
 	ASSERT_EQ(v->ops->session_put(v->impl, &se), 0);
-	flushes = c.flush_count;
+	flushes = c->flush_count;
 	ASSERT_EQ(v->ops->session_oldest(v->impl, &old), 0);
 	ASSERT_U64_EQ(old.client_id, 13);
-	ASSERT_GT(c.flush_count, flushes);
-	ASSERT_TRUE(wcache_empty(&c));
-	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
-	ASSERT_EQ(real.ops->session_get(real.impl, 12, &old), 0);
-	ASSERT_EQ(real.ops->session_get(real.impl, 13, &old), 0);
-	ASSERT_EQ(real.ops->session_get(real.impl, 9, &old), 0);
+	ASSERT_GT(c->flush_count, flushes);
+	ASSERT_TRUE(wcache_empty(c));
+	ASSERT_EQ(real->ops->write_commit(real->impl), 0);
+	ASSERT_EQ(real->ops->session_get(real->impl, 12, &old), 0);
+	ASSERT_EQ(real->ops->session_get(real->impl, 13, &old), 0);
+	ASSERT_EQ(real->ops->session_get(real->impl, 9, &old), 0);
 	ASSERT_U64_EQ(old.seq, 2);
-	wcache_free(&c);
-	mem_store_close(&m);
+	wfx_close(&f);
 }
 
 TEST(drop_forgets_the_cache_and_reads_the_store_again)
 {
-	static struct mem_store m;
-	struct store real;
-	struct wcache c;
-	ASSERT_EQ(mem_store_init(&m), 0);
-	mem_store_bind(&m, &real);
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
-	ASSERT_EQ(real.ops->set_ids(real.impl, 77, 2), 0);
-	ASSERT_EQ(put(&real, "a", "1"), 0);
-	ASSERT_EQ(real.ops->set_applied(real.impl, 5), 0);
-	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
-	uint64_t digest = mem_store_digest(&m);
-	wcache_init(&c, &real);
-	struct store *v = &c.view;
+	static struct wfx f;
+	wfx_store(&f, false);
+	struct store *real = &f.real;
+	struct wcache *c = &f.c;
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
+	ASSERT_EQ(real->ops->set_ids(real->impl, 77, 2), 0);
+	ASSERT_EQ(put(real, "a", "1"), 0);
+	ASSERT_EQ(real->ops->set_applied(real->impl, 5), 0);
+	ASSERT_EQ(real->ops->write_commit(real->impl), 0);
+	uint64_t digest = mem_store_digest(&f.m);
+	struct store *v = wfx_cache(&f);
 
-	ASSERT_EQ(real.ops->write_begin(real.impl), 0);
+	ASSERT_EQ(real->ops->write_begin(real->impl), 0);
 	ASSERT_EQ(put(v, "a", "2"), 0);
 	ASSERT_EQ(put(v, "n", "x"), 0);
 	struct kv_session se = {.client_id = 4, .seq = 1, .last_index = 9,
@@ -925,11 +937,11 @@ TEST(drop_forgets_the_cache_and_reads_the_store_again)
 	ASSERT_U64_EQ(meta.node_id, 2);
 	ASSERT_U64_EQ(meta.applied_index, 9);
 	assert_val(v, "a", "2");
-	ASSERT_EQ(wcache_items(&c), 3);
+	ASSERT_EQ(wcache_items(c), 3);
 
-	wcache_drop(&c);
-	ASSERT_TRUE(wcache_empty(&c));
-	ASSERT_EQ(wcache_items(&c), 0);
+	wcache_drop(c);
+	ASSERT_TRUE(wcache_empty(c));
+	ASSERT_EQ(wcache_items(c), 0);
 	assert_val(v, "a", "1");
 	assert_absent(v, "n");
 	struct kv_session got;
@@ -938,20 +950,19 @@ TEST(drop_forgets_the_cache_and_reads_the_store_again)
 	ASSERT_U64_EQ(meta.applied_index, 5);
 	ASSERT_U64_EQ(meta.cluster_id, 77);
 	/* a flush after the drop writes nothing */
-	ASSERT_EQ(wcache_flush(&c), 0);
-	ASSERT_EQ(real.ops->write_commit(real.impl), 0);
-	ASSERT_U64_EQ(mem_store_digest(&m), digest);
+	ASSERT_EQ(wcache_flush(c), 0);
+	ASSERT_EQ(real->ops->write_commit(real->impl), 0);
+	ASSERT_U64_EQ(mem_store_digest(&f.m), digest);
 
 	/* the view's batch calls are bookkeeping: abort marks, commit says so */
 	ASSERT_EQ(v->ops->write_begin(v->impl), 0);
 	ASSERT_EQ(v->ops->write_commit(v->impl), 0);
-	ASSERT_FALSE(c.aborted);
+	ASSERT_FALSE(c->aborted);
 	ASSERT_EQ(v->ops->write_begin(v->impl), 0);
 	v->ops->write_abort(v->impl);
-	ASSERT_TRUE(c.aborted);
+	ASSERT_TRUE(c->aborted);
 	ASSERT_EQ(v->ops->write_commit(v->impl), KEEL_ESTATE);
-	wcache_free(&c);
-	mem_store_close(&m);
+	wfx_close(&f);
 }
 
 /* Entry l->last + 1 with the commands cmds[0..n). */
