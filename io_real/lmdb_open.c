@@ -7,12 +7,17 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/err.h"
 #include "../core/record.h"
+#include "log.h"
 
 /* 1 if dir holds any entry besides . and .., 0 if not, -errno. */
 static int dir_has_entries(const char *dir)
@@ -174,6 +179,198 @@ static int open_dbs(struct lmdb_store *s, bool fresh)
 	return 0;
 }
 
+/* ---- the writable map: reservation and the SIGBUS message ---------------- */
+
+/*
+ * A write through the map to a block the file system cannot allocate is a
+ * SIGBUS. The reservation (lmdb__reserve) makes that the rare case; this
+ * handler makes it a clear one: it names the map and the offset, says what
+ * it means, and then lets the signal kill the process as it would have
+ * (committed data is safe: LMDB writes only pages no committed state uses
+ * until the commit's meta page, and that is written after the data pages).
+ * Process-wide by nature; the table holds the maps of open stores.
+ */
+#define SIGBUS_MAPS_MAX 16u
+
+static struct {
+	volatile uintptr_t base; /* 0: free slot */
+	volatile size_t bytes;
+	MDB_env *env;
+} sigbus_maps[SIGBUS_MAPS_MAX];
+static struct sigaction sigbus_old;
+static bool sigbus_installed;
+
+static size_t sigbus_fmt_u64(char *out, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
+{
+	(void)uctx;
+	uintptr_t a = (uintptr_t)si->si_addr;
+	for (size_t i = 0; i < SIGBUS_MAPS_MAX; i++) {
+		uintptr_t b = sigbus_maps[i].base;
+		if (b == 0 || a < b || a - b >= sigbus_maps[i].bytes)
+			continue;
+		static const char m1[] =
+			"keel: SIGBUS at byte ";
+		static const char m2[] =
+			" of an LMDB data file mapped writable (--lmdb-writemap): "
+			"the file system could not provide that page, most likely "
+			"because the disk is full. Committed data is not affected "
+			"(LMDB writes a batch's pages before the page that commits "
+			"it). Free space, then restart the node.\n";
+		char num[24];
+		size_t n = sigbus_fmt_u64(num, a - b);
+		(void)!write(2, m1, sizeof(m1) - 1);
+		(void)!write(2, num, n);
+		(void)!write(2, m2, sizeof(m2) - 1);
+		break;
+	}
+	/* Back to what handled SIGBUS before: returning re-runs the faulting
+	 * access, which then ends the process (or reaches the old handler). */
+	sigaction(sig, &sigbus_old, NULL);
+}
+
+static void sigbus_remember(MDB_env *env, uintptr_t base, size_t bytes)
+{
+	if (!sigbus_installed) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = sigbus_handler;
+		sa.sa_flags = SA_SIGINFO;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGBUS, &sa, &sigbus_old) != 0)
+			return; /* no message then; the reservation still holds */
+		sigbus_installed = true;
+	}
+	for (size_t i = 0; i < SIGBUS_MAPS_MAX; i++)
+		if (sigbus_maps[i].base == 0) {
+			sigbus_maps[i].env = env;
+			sigbus_maps[i].bytes = bytes;
+			sigbus_maps[i].base = base;
+			return;
+		}
+}
+
+static void sigbus_forget(MDB_env *env)
+{
+	for (size_t i = 0; i < SIGBUS_MAPS_MAX; i++)
+		if (sigbus_maps[i].base != 0 && sigbus_maps[i].env == env) {
+			sigbus_maps[i].base = 0;
+			sigbus_maps[i].env = NULL;
+		}
+}
+
+static int reserve_fallocate(int fd, uint64_t offset, uint64_t bytes)
+{
+	int rc;
+	do
+		rc = fallocate(fd, 0, (off_t)offset, (off_t)bytes);
+	while (rc != 0 && errno == EINTR);
+	return rc == 0 ? 0 : errno;
+}
+
+int lmdb__reserve(struct lmdb_store *s)
+{
+	if (!s->writemap)
+		return 0;
+	MDB_envinfo info;
+	int mrc = mdb_env_info(s->env, &info);
+	if (mrc != 0)
+		return lmdb__err(s, mrc, "env info");
+	uint64_t high = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+	uint64_t want = 2 * high + s->reserve_ahead;
+	if (want > s->map_bytes)
+		want = s->map_bytes;
+	if (want <= s->reserved_end)
+		return 0;
+	uint64_t to = want + want / 4; /* fewer, larger reservations */
+	if (to > s->map_bytes)
+		to = s->map_bytes;
+	int e = s->reserve_fn(s->fd, s->reserved_end, to - s->reserved_end);
+	if (e == ENOSPC && to > want) { /* all that is needed may still fit */
+		to = want;
+		e = s->reserve_fn(s->fd, s->reserved_end, to - s->reserved_end);
+	}
+	if (e != 0) {
+		lmdb__set_error(s,
+				"cannot reserve the data file's blocks up to %.1f MiB for the writable map (high water %.1f MiB): %s",
+				(double)to / (1 << 20), (double)high / (1 << 20),
+				strerror(e));
+		LOG_ERROR("storage: %s", s->error);
+		return -e;
+	}
+	s->reserved_end = to;
+	return 0;
+}
+
+/* Where the map of fd lies (LMDB reports no address without MDB_FIXEDMAP):
+ * the mapping of the same inode in /proc/self/maps. false if not found. */
+static bool map_range(int fd, uintptr_t *base, size_t *bytes)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return false;
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (f == NULL)
+		return false;
+	char line[512];
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi, ino;
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &ino) == 3 &&
+		    ino == (unsigned long)st.st_ino && hi > lo) {
+			*base = lo;
+			*bytes = hi - lo;
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* After mdb_env_open with MDB_WRITEMAP: what the reservation needs, the
+ * first reservation, and the map's range for the SIGBUS message. */
+static int writemap_init(struct lmdb_store *s,
+			 const struct lmdb_store_config *cfg)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int mrc;
+	if ((mrc = mdb_env_get_fd(s->env, &s->fd)) != 0 ||
+	    (mrc = mdb_env_info(s->env, &info)) != 0 ||
+	    (mrc = mdb_env_stat(s->env, &st)) != 0) {
+		lmdb__set_error(s, "writable map: %s", mdb_strerror(mrc));
+		return KEEL_ESTORAGE;
+	}
+	s->psize = st.ms_psize;
+	s->map_bytes = info.me_mapsize;
+	s->reserve_ahead = cfg->reserve_ahead_bytes != 0
+				   ? cfg->reserve_ahead_bytes
+				   : LMDB_STORE_RESERVE_AHEAD_BYTES;
+	s->reserve_fn = cfg->reserve_fn != NULL ? cfg->reserve_fn
+						: reserve_fallocate;
+	s->reserved_end = 0;
+	int rc = lmdb__reserve(s);
+	if (rc != 0)
+		return rc;
+	uintptr_t base;
+	size_t bytes;
+	if (map_range(s->fd, &base, &bytes))
+		sigbus_remember(s->env, base, bytes);
+	return 0;
+}
+
 int lmdb_store_open(struct lmdb_store *s, const struct lmdb_store_config *cfg)
 {
 	memset(s, 0, sizeof(*s));
@@ -188,8 +385,10 @@ int lmdb_store_open(struct lmdb_store *s, const struct lmdb_store_config *cfg)
 	}
 	uint64_t map = cfg->map_bytes != 0 ? cfg->map_bytes
 					   : LMDB_STORE_MAP_BYTES_DEFAULT;
+	s->writemap = cfg->writemap && !cfg->read_only;
 	unsigned flags = MDB_NOTLS | MDB_NOMETASYNC |
-			 (cfg->read_only ? MDB_RDONLY : 0);
+			 (cfg->read_only ? MDB_RDONLY : 0) |
+			 (s->writemap ? MDB_WRITEMAP : 0);
 	int rc = 0;
 	if ((mrc = mdb_env_set_maxdbs(s->env, LMDB_STORE_DBS_MAX)) != 0 ||
 	    (mrc = mdb_env_set_mapsize(s->env, (size_t)map)) != 0 ||
@@ -205,11 +404,15 @@ int lmdb_store_open(struct lmdb_store *s, const struct lmdb_store_config *cfg)
 			rc = mrc > 0 ? -mrc : KEEL_ESTORAGE;
 		}
 	}
+	if (rc == 0 && s->writemap)
+		rc = writemap_init(s, cfg);
 	if (rc == 0)
 		rc = open_dbs(s, exists == 0);
 	if (rc != 0) {
 		char why[LMDB_STORE_ERROR_BYTES];
 		memcpy(why, s->error, sizeof(why));
+		if (s->writemap)
+			sigbus_forget(s->env);
 		mdb_env_close(s->env);
 		memset(s, 0, sizeof(*s));
 		memcpy(s->error, why, sizeof(why));
@@ -226,6 +429,8 @@ void lmdb_store_close(struct lmdb_store *s)
 	lmdb__snap_end(s);
 	if (s->rtxn != NULL)
 		mdb_txn_abort(s->rtxn);
+	if (s->writemap)
+		sigbus_forget(s->env);
 	mdb_env_close(s->env);
 	free(s->buf);
 	memset(s, 0, sizeof(*s));

@@ -24,7 +24,9 @@
  * consistent across a system crash, which may only undo the last committed
  * transactions not yet synced — exactly core/store.h's contract (durable
  * once sync() returns). We never use MDB_NOSYNC or MDB_WRITEMAP|MAPASYNC,
- * which can corrupt the file on a system crash. Compared with syncing every
+ * which can corrupt the file on a system crash. With the optional writable
+ * map (MDB_WRITEMAP alone) the same holds: LMDB msyncs the data pages
+ * (MS_SYNC) where it would otherwise fdatasync them. Compared with syncing every
  * commit (two flushes each), a group of K batches then costs K+1 flushes.
  *
  * Invariants:
@@ -36,6 +38,9 @@
  *      the store sticky-failed: every later call returns KEEL_ESTORAGE.
  *   L5 a write failing with KEEL_EINVAL/ENOTFOUND/ESTATE changed nothing;
  *      any other failure poisons the batch (commit aborts it, returns it).
+ *   L6 with the writable map, no batch begins unless the data file's blocks
+ *      are allocated up to twice its high-water mark plus the reserve ahead
+ *      (lmdb_store.h); a failed reservation refuses the batch, unchanged.
  */
 #include "lmdb_store_int.h"
 
@@ -722,6 +727,9 @@ static int op_write_begin(void *impl)
 		mdb_txn_reset(s->rtxn);
 		s->rtxn_active = false;
 	}
+	int rc = lmdb__reserve(s); /* L6 */
+	if (rc != 0)
+		return rc;
 	int mrc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
 	if (mrc != 0) {
 		s->wtxn = NULL;

@@ -28,12 +28,36 @@
 /* Keys longer than this are stored under their xxh3-128 hash (LMDB's key
  * limit is 511 bytes); the full key is kept and compared on every read. */
 #define LMDB_STORE_KEY_INLINE_MAX 480u
+/*
+ * With a writable map (writemap below) LMDB writes pages through the map, and
+ * a write to a part of the file the file system cannot allocate (a full disk)
+ * is a SIGBUS, not an error code. So before each write batch the store makes
+ * sure the file's blocks are allocated (fallocate) up to
+ *     2 x the file's high-water mark + LMDB_STORE_RESERVE_AHEAD_BYTES
+ * (capped at the map size), and grows that by a quarter more at a time. One
+ * batch copies each page it changes at most once (at most the high-water
+ * mark) and adds pages for the bytes it adds; the node's largest batch adds
+ * well under half the ahead bytes (the log of one job is bounded by the
+ * core's 64 MiB of uncommitted entries, the cache by 16 MiB). When the
+ * reservation fails the batch is refused with -ENOSPC before LMDB writes
+ * anything.
+ */
+#define LMDB_STORE_RESERVE_AHEAD_BYTES (128ull << 20)
 
 struct lmdb_store_config {
 	const char *dir;    /* the node's data directory */
 	uint64_t map_bytes; /* 0: LMDB_STORE_MAP_BYTES_DEFAULT */
 	bool create;        /* create the directory / a new store if absent */
 	bool read_only;     /* for tools: no writes, no lock on writers */
+	/* LMDB's MDB_WRITEMAP: the batch's pages are written in the map
+	 * instead of in malloc'd copies (less memory for large batches). The
+	 * data file then has the map's size (sparse: only reserved blocks are
+	 * allocated). Ignored when read_only. */
+	bool writemap;
+	uint64_t reserve_ahead_bytes; /* 0: LMDB_STORE_RESERVE_AHEAD_BYTES */
+	/* For tests: replaces fallocate(2) for the reservation; returns 0 or
+	 * an errno. NULL in real use. */
+	int (*reserve_fn)(int fd, uint64_t offset, uint64_t bytes);
 };
 
 /* ---- consistent snapshot iteration (kv + sessions at one applied index) --- */
@@ -59,6 +83,13 @@ struct lmdb_store {
 	MDB_txn *rtxn;    /* reused read transaction for reads outside a batch */
 	bool rtxn_active;
 	bool read_only;
+	bool writemap;          /* opened with MDB_WRITEMAP */
+	int fd;                 /* data.mdb (writemap: for the reservation) */
+	uint32_t psize;
+	uint64_t map_bytes;
+	uint64_t reserve_ahead; /* bytes reserved beyond twice the high water */
+	uint64_t reserved_end;  /* the file's blocks below this are allocated */
+	int (*reserve_fn)(int fd, uint64_t offset, uint64_t bytes);
 	int sticky;   /* KEEL_ESTORAGE once an outcome is unknown */
 	int batch_rc; /* nonzero: the open batch is poisoned */
 	uint8_t *buf; /* scratch for records and long-key values */

@@ -151,6 +151,19 @@ static int set_u32(uint32_t *dst, const char *value, uint64_t lo, uint64_t hi,
 	return 0;
 }
 
+static int set_bool(bool *dst, const char *value, const char *where, char *err,
+		    size_t err_bytes)
+{
+	if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+		*dst = true;
+	else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+		*dst = false;
+	else
+		return fail(err, err_bytes, "%s: expected true or false, got '%s'",
+			    where, value);
+	return 0;
+}
+
 static int set_u64(uint64_t *dst, const char *value, uint64_t lo, uint64_t hi,
 		   const char *where, char *err, size_t err_bytes)
 {
@@ -219,17 +232,10 @@ int config_set(struct node_config *c, const char *name, const char *value,
 				    where);
 		return 0;
 	}
-	if (strcmp(name, "bootstrap") == 0) {
-		if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
-			c->bootstrap = true;
-		else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
-			c->bootstrap = false;
-		else
-			return fail(err, err_bytes,
-				    "%s: expected true or false, got '%s'", where,
-				    value);
-		return 0;
-	}
+	if (strcmp(name, "bootstrap") == 0)
+		return set_bool(&c->bootstrap, value, where, err, err_bytes);
+	if (strcmp(name, "lmdb-writemap") == 0)
+		return set_bool(&c->lmdb_writemap, value, where, err, err_bytes);
 	if (strcmp(name, "cluster-id") == 0) {
 		uint64_t v;
 		if (parse_u64(value, 1, UINT64_MAX, &v) != 0)
@@ -370,7 +376,8 @@ static int read_file(const struct node_config *c, char **text, char *err,
 
 static bool is_bool_flag(const char *name)
 {
-	return strcmp(name, "bootstrap") == 0 || strcmp(name, "help") == 0 ||
+	return strcmp(name, "bootstrap") == 0 ||
+	       strcmp(name, "lmdb-writemap") == 0 || strcmp(name, "help") == 0 ||
 	       strcmp(name, "version") == 0;
 }
 

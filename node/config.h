@@ -67,6 +67,7 @@ struct node_config {
 	uint32_t heartbeat_ticks;
 	uint32_t pending_max; /* client requests waiting for an answer */
 	uint64_t map_bytes;   /* LMDB map size, 0: the store's default */
+	bool lmdb_writemap;   /* LMDB's writable map (io_real/lmdb_store.h) */
 	/* Log compaction: the applied tail kept (raft_options log_tail_*). */
 	uint32_t log_tail_entries;
 	uint64_t log_tail_bytes;

@@ -50,6 +50,9 @@ static const char usage[] =
 	"  --map-bytes N        largest size of the data file (LMDB map; default 64 GiB)\n"
 	"  --apply-flush-ms N   write the applied state to LMDB once N ms old\n"
 	"                       (default 0: with every log write; see node/NODE.md)\n"
+	"  --lmdb-writemap      LMDB writes through its map: less memory for large\n"
+	"                       flushes; the data file is the map's size (sparse)\n"
+	"                       and its blocks are reserved ahead (see node/NODE.md)\n"
 	"  --help, --version\n"
 	"\n"
 	"SIGTERM/SIGINT: hand leadership over, finish in-flight work, exit 0;\n"
@@ -286,7 +289,8 @@ static int run(struct node_config *cfg)
 	mkdir(cfg->data_dir, 0755);
 	struct lmdb_store ls;
 	struct lmdb_store_config lc = { .dir = cfg->data_dir, .create = true,
-					.map_bytes = cfg->map_bytes };
+					.map_bytes = cfg->map_bytes,
+					.writemap = cfg->lmdb_writemap };
 	int rc = lmdb_store_open(&ls, &lc);
 	if (rc != 0)
 		return die(1, "cannot open the data directory %s: %s", cfg->data_dir,

@@ -7,7 +7,9 @@
  */
 #include "harness.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -38,10 +40,15 @@ static void tmp_end(void)
 	fx.open = false;
 }
 
+static bool fx_writemap; /* open_store with the writable map */
+
 static int open_store(bool create, bool read_only)
 {
 	struct lmdb_store_config cfg = {.dir = fx.dir, .create = create,
-					.read_only = read_only};
+					.read_only = read_only,
+					.writemap = fx_writemap,
+					.map_bytes = fx_writemap ? 64u << 20 : 0,
+					.reserve_ahead_bytes = 1u << 20};
 	int rc = lmdb_store_open(&fx.lmdb, &cfg);
 	if (rc == 0)
 		lmdb_store_bind(&fx.lmdb, &fx.st);
@@ -69,7 +76,7 @@ static void put_kv(const char *k, const char *v)
 	ASSERT_EQ(OPS->write_commit(S), 0);
 }
 
-TEST(process_death_keeps_committed_batches)
+static void process_death(void)
 {
 	tmp_begin();
 	ASSERT_EQ(open_store(true, false), 0);
@@ -114,6 +121,19 @@ TEST(process_death_keeps_committed_batches)
 	ASSERT_EQ(OPS->session_oldest(S, &se), 0);
 	ASSERT_U64_EQ(se.client_id, 4);
 	tmp_end();
+}
+
+TEST(process_death_keeps_committed_batches)
+{
+	fx_writemap = false;
+	process_death();
+}
+
+TEST(process_death_keeps_committed_batches_writemap)
+{
+	fx_writemap = true;
+	process_death();
+	fx_writemap = false;
 }
 
 /* Flip one byte of every on-disk copy of pattern in data.mdb; returns the
@@ -469,5 +489,177 @@ TEST(store_without_staging_database_opens)
 	const uint8_t *v;
 	uint32_t vb;
 	ASSERT_EQ(OPS->kv_get(S, (const uint8_t *)"k", 1, &v, &vb), 0);
+	tmp_end();
+}
+
+/* ---- the writable map (--lmdb-writemap, lmdb_store.h L6) ----------------- */
+
+static uint64_t data_stat(bool allocated)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/data.mdb", fx.dir);
+	struct stat st;
+	ASSERT_EQ(stat(p, &st), 0);
+	return allocated ? (uint64_t)st.st_blocks * 512u : (uint64_t)st.st_size;
+}
+
+static uint64_t high_water(void)
+{
+	MDB_envinfo info;
+	ASSERT_EQ(mdb_env_info(fx.lmdb.env, &info), 0);
+	return ((uint64_t)info.me_last_pgno + 1) * fx.lmdb.psize;
+}
+
+static int real_reserve(int fd, uint64_t off, uint64_t n)
+{
+	return fallocate(fd, 0, (off_t)off, (off_t)n) == 0 ? 0 : errno;
+}
+
+static bool reserve_fails;
+static uint32_t reserve_calls;
+
+static int flaky_reserve(int fd, uint64_t off, uint64_t n)
+{
+	reserve_calls++;
+	return reserve_fails ? ENOSPC : real_reserve(fd, off, n);
+}
+
+static void open_wm(uint64_t map, uint64_t ahead)
+{
+	struct lmdb_store_config cfg = {.dir = fx.dir, .create = true,
+					.writemap = true, .map_bytes = map,
+					.reserve_ahead_bytes = ahead,
+					.reserve_fn = flaky_reserve};
+	int rc = lmdb_store_open(&fx.lmdb, &cfg);
+	if (rc != 0)
+		fprintf(stderr, "open: %s\n", fx.lmdb.error);
+	ASSERT_EQ(rc, 0);
+	lmdb_store_bind(&fx.lmdb, &fx.st);
+}
+
+TEST(writemap_reserves_the_file_ahead_of_each_batch)
+{
+	tmp_begin();
+	reserve_fails = false;
+	reserve_calls = 0;
+	const uint64_t map = 64u << 20, ahead = 2u << 20;
+	open_wm(map, ahead);
+	ASSERT_U64_EQ(data_stat(false), map); /* the map's size, sparse */
+	ASSERT_TRUE(data_stat(true) < map / 2);
+	static uint8_t data[16384];
+	uint32_t calls_at_open = reserve_calls;
+	for (uint64_t i = 1; i <= 400; i++) {
+		memset(data, (int)i, sizeof(data));
+		uint64_t high = high_water();
+		put_entry(i, data, sizeof(data));
+		uint64_t want = 2 * high + ahead < map ? 2 * high + ahead : map;
+		ASSERT_TRUE(data_stat(true) >= want);    /* reserved first */
+		ASSERT_TRUE(high_water() <= data_stat(true)); /* and used within */
+	}
+	ASSERT_TRUE(high_water() > 4u << 20); /* the log grew the file... */
+	ASSERT_TRUE(reserve_calls > calls_at_open); /* ...and the reservation */
+	ASSERT_TRUE(reserve_calls < calls_at_open + 40); /* in steps */
+	/* The same file opens without the writable map, and again with it. */
+	lmdb_store_close(&fx.lmdb);
+	ASSERT_EQ(open_store(false, false), 0);
+	struct entry e;
+	ASSERT_EQ(OPS->log_get(S, 400, &e), 0);
+	ASSERT_EQ(e.data_bytes, sizeof(data));
+	ASSERT_EQ(e.data[0], (uint8_t)400);
+	put_kv("plain", "1");
+	lmdb_store_close(&fx.lmdb);
+	open_wm(map, ahead);
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(OPS->kv_get(S, (const uint8_t *)"plain", 5, &v, &vb), 0);
+	ASSERT_EQ(OPS->log_get(S, 1, &e), 0);
+	ASSERT_EQ(e.data[0], (uint8_t)1);
+	tmp_end();
+}
+
+TEST(a_failed_reservation_refuses_the_batch_and_changes_nothing)
+{
+	tmp_begin();
+	reserve_fails = false;
+	open_wm(64u << 20, 1u << 20);
+	put_kv("a", "1");
+	reserve_fails = true;
+	static uint8_t data[65536];
+	uint64_t last_ok = 0;
+	int rc = 0;
+	for (uint64_t i = 1; i <= 400 && rc == 0; i++) {
+		rc = OPS->write_begin(S);
+		if (rc != 0)
+			break;
+		struct entry en = {.term = 1, .index = i, .type = ENTRY_COMMAND,
+				   .data_bytes = sizeof(data), .data = data};
+		ASSERT_EQ(OPS->log_append(S, &en, 1), 0);
+		ASSERT_EQ(OPS->write_commit(S), 0);
+		last_ok = i;
+	}
+	ASSERT_EQ(rc, -ENOSPC); /* the file grew past its reservation */
+	ASSERT_TRUE(last_ok > 0);
+	ASSERT_TRUE(strstr(fx.lmdb.error, "cannot reserve") != NULL);
+	ASSERT_TRUE(strstr(fx.lmdb.error, "No space left") != NULL);
+	/* Nothing changed, and the store is not stuck: */
+	uint64_t first, last;
+	ASSERT_EQ(OPS->log_bounds(S, &first, &last), 0);
+	ASSERT_U64_EQ(last, last_ok);
+	ASSERT_EQ(OPS->write_begin(S), -ENOSPC); /* still no space */
+	reserve_fails = false; /* space was freed */
+	put_entry(last_ok + 1, data, sizeof(data));
+	lmdb_store_close(&fx.lmdb);
+	open_wm(64u << 20, 1u << 20);
+	ASSERT_EQ(OPS->log_bounds(S, &first, &last), 0);
+	ASSERT_U64_EQ(last, last_ok + 1);
+	const uint8_t *v;
+	uint32_t vb;
+	ASSERT_EQ(OPS->kv_get(S, (const uint8_t *)"a", 1, &v, &vb), 0);
+	ASSERT_MEM_EQ(v, "1", 1);
+	tmp_end();
+}
+
+TEST(a_sigbus_in_the_writable_map_says_what_happened)
+{
+	tmp_begin();
+	reserve_fails = false;
+	int pipefd[2];
+	ASSERT_EQ(pipe(pipefd), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		dup2(pipefd[1], 2);
+		close(pipefd[0]);
+		open_wm(16u << 20, 1u << 20);
+		put_kv("k", "v");
+		/* The file loses its pages under the map (as when the file
+		 * system cannot provide them): the next access faults. */
+		char p[300];
+		snprintf(p, sizeof(p), "%s/data.mdb", fx.dir);
+		if (truncate(p, 0) != 0)
+			_exit(3);
+		const uint8_t *v;
+		uint32_t vb;
+		(void)OPS->kv_get(S, (const uint8_t *)"k", 1, &v, &vb);
+		_exit(0); /* not reached */
+	}
+	close(pipefd[1]);
+	char out[2048];
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof(out) - 1 &&
+	       (r = read(pipefd[0], out + n, sizeof(out) - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(pipefd[0]);
+	int status;
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	/* Killed by the SIGBUS (or, under a sanitizer, by its handler). */
+	ASSERT_TRUE((WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS) ||
+		    (WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
+		     WEXITSTATUS(status) != 3));
+	ASSERT_TRUE(strstr(out, "keel: SIGBUS at byte ") != NULL);
+	ASSERT_TRUE(strstr(out, "disk is full") != NULL);
 	tmp_end();
 }

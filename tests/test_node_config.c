@@ -143,6 +143,28 @@ TEST(apply_flush_ms_is_bounded)
 	ASSERT_EQ(c.apply_flush_ms, 400); /* unchanged by the refused value */
 }
 
+TEST(lmdb_writemap_is_a_flag_and_a_setting)
+{
+	struct node_config c;
+	char err[CONFIG_ERR_BYTES_MAX];
+	config_defaults(&c);
+	ASSERT_FALSE(c.lmdb_writemap);
+	char *argv[] = {"keel", "--lmdb-writemap", "--data", "d"};
+	ASSERT_EQ(parse(&c, err, 4, argv), 0);
+	ASSERT_TRUE(c.lmdb_writemap);
+	char *off[] = {"keel", "--lmdb-writemap=false"};
+	ASSERT_EQ(config_parse(&c, 2, off, err, sizeof err), 0); /* no reset */
+	ASSERT_FALSE(c.lmdb_writemap);
+	ASSERT_EQ(config_parse_text(&c, "t.conf", "lmdb-writemap = true\n", err,
+				    sizeof err), 0);
+	ASSERT_TRUE(c.lmdb_writemap);
+	ASSERT_EQ(config_parse_text(&c, "t.conf", "\nlmdb-writemap = yes\n", err,
+				    sizeof err), KEEL_ECONFIG);
+	ASSERT_TRUE(strstr(err, "t.conf line 2") != NULL);
+	ASSERT_TRUE(strstr(err, "true or false") != NULL);
+	ASSERT_TRUE(c.lmdb_writemap); /* unchanged by the refused value */
+}
+
 TEST(compaction_and_snapshot_settings)
 {
 	struct node_config c;

@@ -37,9 +37,22 @@ static void mem_close(struct fixture *f)
 static const struct fixture_ops mem_fixture = {"mem", mem_open, mem_reopen,
 					       mem_close};
 
+/* The writable-map fixture: a small map and reserve, as tests open many. */
+static bool fixture_writemap(const struct fixture *f)
+{
+	return strcmp(f->ops->name, "lmdb_writemap") == 0;
+}
+
 static void lmdb_open_dir(struct fixture *f)
 {
-	struct lmdb_store_config cfg = {.dir = f->dir, .create = true};
+	bool wm = fixture_writemap(f);
+	struct lmdb_store_config cfg = {
+		.dir = f->dir,
+		.create = true,
+		.writemap = wm,
+		.map_bytes = wm ? 256u << 20 : 0,
+		.reserve_ahead_bytes = wm ? 1u << 20 : 0,
+	};
 	int rc = lmdb_store_open(&f->lmdb, &cfg);
 	if (rc != 0)
 		fprintf(stderr, "lmdb_store_open: %s\n", f->lmdb.error);
@@ -67,12 +80,16 @@ static void lmdb_close(struct fixture *f)
 
 static const struct fixture_ops lmdb_fixture = {"lmdb", lmdb_open, lmdb_reopen,
 						lmdb_close};
+static const struct fixture_ops lmdb_wm_fixture = {"lmdb_writemap", lmdb_open,
+						   lmdb_reopen, lmdb_close};
 
-/* Each CONFORM(name) body runs once per store, as mem_name and lmdb_name. */
-#define CONFORM(name)                                                   \
-	static void body_##name(struct fixture *f);                     \
-	TEST(mem_##name) { fixture_run(&mem_fixture, body_##name); }    \
-	TEST(lmdb_##name) { fixture_run(&lmdb_fixture, body_##name); }  \
+/* Each CONFORM(name) body runs once per store: as mem_name, lmdb_name and
+ * lmdb_wm_name (LMDB with its writable map, --lmdb-writemap). */
+#define CONFORM(name)                                                      \
+	static void body_##name(struct fixture *f);                        \
+	TEST(mem_##name) { fixture_run(&mem_fixture, body_##name); }       \
+	TEST(lmdb_##name) { fixture_run(&lmdb_fixture, body_##name); }     \
+	TEST(lmdb_wm_##name) { fixture_run(&lmdb_wm_fixture, body_##name); } \
 	static void body_##name(struct fixture *f)
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -1479,10 +1496,10 @@ static void same_store(struct store *a, struct store *b)
  * only the batches that were synced, and the memory store after a crash
  * must equal it.
  */
-TEST(random_batches_agree_across_stores_and_crashes)
+static void random_batches(const struct fixture_ops *lmdb_ops)
 {
 	rkeys_init();
-	struct fixture mem = {.ops = &mem_fixture}, lm = {.ops = &lmdb_fixture};
+	struct fixture mem = {.ops = &mem_fixture}, lm = {.ops = lmdb_ops};
 	struct fixture ref = {.ops = &mem_fixture};
 	mem_open(&mem);
 	lmdb_open(&lm);
@@ -1548,4 +1565,14 @@ TEST(random_batches_agree_across_stores_and_crashes)
 	mem_close(&mem);
 	mem_close(&ref);
 	lmdb_close(&lm);
+}
+
+TEST(random_batches_agree_across_stores_and_crashes)
+{
+	random_batches(&lmdb_fixture);
+}
+
+TEST(random_batches_agree_across_stores_and_crashes_writemap)
+{
+	random_batches(&lmdb_wm_fixture);
 }
