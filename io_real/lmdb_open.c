@@ -17,7 +17,6 @@
 
 #include "../core/err.h"
 #include "../core/record.h"
-#include "log.h"
 
 /* 1 if dir holds any entry besides . and .., 0 if not, -errno. */
 static int dir_has_entries(const char *dir)
@@ -307,7 +306,6 @@ int lmdb__reserve(struct lmdb_store *s)
 				"cannot reserve the data file's blocks up to %.1f MiB for the writable map (high water %.1f MiB): %s",
 				(double)to / (1 << 20), (double)high / (1 << 20),
 				strerror(e));
-		LOG_ERROR("storage: %s", s->error);
 		return -e;
 	}
 	s->reserved_end = to;

@@ -34,13 +34,15 @@
  * is a SIGBUS, not an error code. So before each write batch the store makes
  * sure the file's blocks are allocated (fallocate) up to
  *     2 x the file's high-water mark + LMDB_STORE_RESERVE_AHEAD_BYTES
- * (capped at the map size), and grows that by a quarter more at a time. One
- * batch copies each page it changes at most once (at most the high-water
- * mark) and adds pages for the bytes it adds; the node's largest batch adds
- * well under half the ahead bytes (the log of one job is bounded by the
- * core's 64 MiB of uncommitted entries, the cache by 16 MiB). When the
- * reservation fails the batch is refused with -ENOSPC before LMDB writes
- * anything.
+ * (capped at the map size), and grows that by a quarter more at a time. A
+ * batch takes free pages first; beyond them it copies each page it changes
+ * at most once (at most the high-water mark) and adds pages for what it
+ * adds. The most one of the node's batches adds is a job's new log entries:
+ * at most the core's 64 MiB of uncommitted entries, on at most twice that
+ * in pages (an entry over about 2 KiB takes whole 4 KiB overflow pages); a
+ * large cache flush (at most 16 MiB of items) is a batch of its own. When
+ * the reservation fails the batch is refused with -ENOSPC before LMDB
+ * writes anything.
  */
 #define LMDB_STORE_RESERVE_AHEAD_BYTES (128ull << 20)
 

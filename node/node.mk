@@ -7,7 +7,7 @@
 #                     it again on a fresh cluster with the throughput profile
 #                     of node/NODE.md (BENCH_PROFILE)
 
-BENCH_PROFILE ?= --apply-flush-ms 1000 --log-tail-bytes 1048576
+BENCH_PROFILE ?= --apply-flush-ms 1000 --log-tail-bytes 1048576 --lmdb-writemap
 
 .PHONY: bench-node
 bench-node: programs

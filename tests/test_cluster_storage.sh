@@ -3,9 +3,10 @@
 # whose data file may not grow past 2 MiB is filled until a write fails: the
 # client is told (never a false OK), the node says why in its log and exits
 # 3; restarted with room, every acknowledged write is there.
+# KEEL_STORAGE_FLAGS adds flags to every start (test_cluster_storage_writemap.sh).
 . node/cluster_lib.sh
 cl_setup
-CL_FLAGS="--map-bytes 2097152"
+CL_FLAGS="--map-bytes 2097152 ${KEEL_STORAGE_FLAGS:-}"
 cl_boot 1 || { CL_FAIL=1; cl_finish; exit 1; }
 check "a one-node cluster elects itself" test -n "$(cl_wait_leader 20)"
 
@@ -30,7 +31,7 @@ check "the node says storage failed" grep -q "storage failed" "$CL_DIR/log.1"
 check "and what the store said" grep -q "the store said: .*MDB_MAP_FULL" "$CL_DIR/log.1"
 check "some writes were acknowledged first" test "$(wc -l <"$CL_DIR/acked")" -gt 5
 
-CL_FLAGS="--map-bytes 67108864"
+CL_FLAGS="--map-bytes 67108864 ${KEEL_STORAGE_FLAGS:-}"
 cl_start 1
 check "restarted with room, it serves again" test -n "$(cl_wait_leader 20)"
 all_there() {
