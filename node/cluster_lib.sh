@@ -169,6 +169,36 @@ cl_ctl_one() {
 	"$KEEL_BIN/keelctl" --endpoints "$(cl_client_addr "$n")" --timeout-ms 500 --attempts 1 "$@"
 }
 
+# cl_append_n KEY N: append "x1," ... "xN," to KEY; prints the value they
+# make; fails at the first append not acknowledged.
+cl_append_n() {
+	v=""
+	j=1
+	while [ "$j" -le "$2" ]; do
+		cl_ctl append "$1" "x$j," >/dev/null || return 1
+		v="${v}x$j,"
+		j=$((j + 1))
+	done
+	echo "$v"
+}
+
+# cl_every_node_has KEY VALUE: every node's stale read of KEY is VALUE
+# within 15 s.
+cl_every_node_has() {
+	end=$(($(date +%s) + 15))
+	while [ "$(date +%s)" -le "$end" ]; do
+		ok=0
+		j=1
+		while [ "$j" -le "$CL_N" ]; do
+			[ "$(cl_ctl_one "$j" get "$1" --stale 2>/dev/null)" = "$2" ] && ok=$((ok + 1))
+			j=$((j + 1))
+		done
+		[ "$ok" -eq "$CL_N" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 cl_leader() {
 	i=1
 	while [ "$i" -le "$CL_N" ]; do

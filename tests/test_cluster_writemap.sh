@@ -14,16 +14,8 @@ cl_boot 3 || { CL_FAIL=1; cl_finish; exit 1; }
 L=$(cl_wait_leader 20)
 check "a leader is elected" test -n "$L"
 
-want=""
-appended=0
-i=1
-while [ "$i" -le "$N" ]; do
-	cl_ctl append a "x$i," >/dev/null || break
-	want="${want}x$i,"
-	appended=$i
-	i=$((i + 1))
-done
-check "$N appends acknowledged" test "$appended" -eq "$N"
+want=$(cl_append_n a "$N")
+check "$N appends acknowledged" test -n "$want"
 
 f="$CL_DIR/n1/data.mdb"
 check "the data file has the map's size" test "$(stat -c %s "$f")" -eq "$MAP"
@@ -47,17 +39,6 @@ check "the value after the crash" test "$(cl_ctl get a)" = "$want"
 cl_ctl append a "y," >/dev/null
 want="${want}y,"
 
-every_node_has_it() {
-	end=$(($(date +%s) + 15))
-	while [ "$(date +%s)" -le "$end" ]; do
-		ok=0
-		for n in 1 2 3; do
-			[ "$(cl_ctl_one "$n" get a --stale 2>/dev/null)" = "$want" ] && ok=$((ok + 1))
-		done
-		[ "$ok" -eq 3 ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
-check "every node replayed to the same value, with or without the flag" every_node_has_it
+check "every node replayed to the same value, with or without the flag" \
+	cl_every_node_has a "$want"
 cl_finish
