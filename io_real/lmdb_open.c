@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../core/err.h"
@@ -313,8 +314,9 @@ int lmdb__reserve(struct lmdb_store *s)
 }
 
 /* Where the map of fd lies (LMDB reports no address without MDB_FIXEDMAP):
- * the mapping of the same inode in /proc/self/maps. false if not found. */
-static bool map_range(int fd, uintptr_t *base, size_t *bytes)
+ * the mapping of map_bytes of the same device and inode in /proc/self/maps.
+ * false if not found. */
+static bool map_range(int fd, size_t map_bytes, uintptr_t *base)
 {
 	struct stat st;
 	if (fstat(fd, &st) != 0)
@@ -322,14 +324,16 @@ static bool map_range(int fd, uintptr_t *base, size_t *bytes)
 	FILE *f = fopen("/proc/self/maps", "r");
 	if (f == NULL)
 		return false;
-	char line[512];
+	char line[4096 + 128]; /* a path longer than that only splits a line */
 	bool found = false;
 	while (!found && fgets(line, sizeof(line), f) != NULL) {
 		unsigned long lo, hi, ino;
-		if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &ino) == 3 &&
-		    ino == (unsigned long)st.st_ino && hi > lo) {
+		unsigned maj, min;
+		if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &min,
+			   &ino) == 5 &&
+		    ino == (unsigned long)st.st_ino && maj == major(st.st_dev) &&
+		    min == minor(st.st_dev) && hi - lo == map_bytes) {
 			*base = lo;
-			*bytes = hi - lo;
 			found = true;
 		}
 	}
@@ -363,9 +367,8 @@ static int writemap_init(struct lmdb_store *s,
 	if (rc != 0)
 		return rc;
 	uintptr_t base;
-	size_t bytes;
-	if (map_range(s->fd, &base, &bytes))
-		sigbus_remember(s->env, base, bytes);
+	if (map_range(s->fd, info.me_mapsize, &base))
+		sigbus_remember(s->env, base, info.me_mapsize);
 	return 0;
 }
 
