@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../core/err.h"
@@ -198,7 +197,7 @@ static struct {
 	MDB_env *env;
 } sigbus_maps[SIGBUS_MAPS_MAX];
 static struct sigaction sigbus_old;
-static bool sigbus_installed;
+static volatile sig_atomic_t sigbus_installed;
 
 static size_t sigbus_fmt_u64(char *out, uint64_t v)
 {
@@ -216,19 +215,20 @@ static size_t sigbus_fmt_u64(char *out, uint64_t v)
 static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
 {
 	(void)uctx;
+	int saved_errno = errno;
 	uintptr_t a = (uintptr_t)si->si_addr;
-	for (size_t i = 0; i < SIGBUS_MAPS_MAX; i++) {
+	for (size_t i = 0; si->si_code > 0 && i < SIGBUS_MAPS_MAX; i++) {
 		uintptr_t b = sigbus_maps[i].base;
 		if (b == 0 || a < b || a - b >= sigbus_maps[i].bytes)
 			continue;
-		static const char m1[] =
-			"keel: SIGBUS at byte ";
+		static const char m1[] = "keel: SIGBUS at byte ";
 		static const char m2[] =
 			" of an LMDB data file mapped writable (--lmdb-writemap): "
-			"the file system could not provide that page, most likely "
-			"because the disk is full. Committed data is not affected "
-			"(LMDB writes a batch's pages before the page that commits "
-			"it). Free space, then restart the node.\n";
+			"the file system could not provide that page: the disk is "
+			"full, a read failed (I/O error), or the file was cut "
+			"short. A full disk does not affect committed data (LMDB "
+			"writes a batch's pages before the page that commits it): "
+			"free space, then restart the node.\n";
 		char num[24];
 		size_t n = sigbus_fmt_u64(num, a - b);
 		(void)!write(2, m1, sizeof(m1) - 1);
@@ -236,9 +236,14 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
 		(void)!write(2, m2, sizeof(m2) - 1);
 		break;
 	}
-	/* Back to what handled SIGBUS before: returning re-runs the faulting
-	 * access, which then ends the process (or reaches the old handler). */
+	/* Back to what handled SIGBUS before. A fault's access runs again
+	 * when this returns and then ends the process (or reaches the old
+	 * handler); a SIGBUS sent by kill is raised again for it. */
 	sigaction(sig, &sigbus_old, NULL);
+	sigbus_installed = 0;
+	if (si->si_code <= 0)
+		raise(sig);
+	errno = saved_errno;
 }
 
 static void sigbus_remember(MDB_env *env, uintptr_t base, size_t bytes)
@@ -251,7 +256,7 @@ static void sigbus_remember(MDB_env *env, uintptr_t base, size_t bytes)
 		sigemptyset(&sa.sa_mask);
 		if (sigaction(SIGBUS, &sa, &sigbus_old) != 0)
 			return; /* no message then; the reservation still holds */
-		sigbus_installed = true;
+		sigbus_installed = 1;
 	}
 	for (size_t i = 0; i < SIGBUS_MAPS_MAX; i++)
 		if (sigbus_maps[i].base == 0) {
@@ -280,7 +285,7 @@ static int reserve_fallocate(int fd, uint64_t offset, uint64_t bytes)
 	return rc == 0 ? 0 : errno;
 }
 
-int lmdb__reserve(struct lmdb_store *s)
+int lmdb__reserve(struct lmdb_store *s, uint64_t extra_bytes)
 {
 	if (!s->writemap)
 		return 0;
@@ -289,7 +294,7 @@ int lmdb__reserve(struct lmdb_store *s)
 	if (mrc != 0)
 		return lmdb__err(s, mrc, "env info");
 	uint64_t high = ((uint64_t)info.me_last_pgno + 1) * s->psize;
-	uint64_t want = 2 * high + s->reserve_ahead;
+	uint64_t want = 2 * high + s->reserve_ahead + extra_bytes;
 	if (want > s->map_bytes)
 		want = s->map_bytes;
 	if (want <= s->reserved_end)
@@ -313,36 +318,35 @@ int lmdb__reserve(struct lmdb_store *s)
 	return 0;
 }
 
-/* Where the map of fd lies (LMDB reports no address without MDB_FIXEDMAP):
- * the mapping of map_bytes of the same device and inode in /proc/self/maps.
- * false if not found. */
-static bool map_range(int fd, size_t map_bytes, uintptr_t *base)
+/* The map's range, for the SIGBUS message (LMDB reports no address without
+ * MDB_FIXEDMAP): the mapping in /proc/self/maps that holds a record just
+ * read through the map, if it has the map's size. */
+static void writemap_watch(struct lmdb_store *s)
 {
-	struct stat st;
-	if (fstat(fd, &st) != 0)
-		return false;
-	FILE *f = fopen("/proc/self/maps", "r");
+	MDB_txn *txn;
+	MDB_val k = lmdb__str(LMDB_META_FORMAT), v;
+	if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+		return;
+	int mrc = mdb_get(txn, s->dbi_meta, &k, &v);
+	uintptr_t at = (uintptr_t)v.mv_data;
+	mdb_txn_abort(txn);
+	FILE *f = mrc == 0 ? fopen("/proc/self/maps", "r") : NULL;
 	if (f == NULL)
-		return false;
+		return;
 	char line[4096 + 128]; /* a path longer than that only splits a line */
-	bool found = false;
-	while (!found && fgets(line, sizeof(line), f) != NULL) {
-		unsigned long lo, hi, ino;
-		unsigned maj, min;
-		if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &min,
-			   &ino) == 5 &&
-		    ino == (unsigned long)st.st_ino && maj == major(st.st_dev) &&
-		    min == minor(st.st_dev) && hi - lo == map_bytes) {
-			*base = lo;
-			found = true;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && lo <= at && at < hi) {
+			if (hi - lo == s->map_bytes)
+				sigbus_remember(s->env, lo, s->map_bytes);
+			break;
 		}
 	}
 	fclose(f);
-	return found;
 }
 
-/* After mdb_env_open with MDB_WRITEMAP: what the reservation needs, the
- * first reservation, and the map's range for the SIGBUS message. */
+/* After mdb_env_open with MDB_WRITEMAP: what the reservation needs and the
+ * first reservation. */
 static int writemap_init(struct lmdb_store *s,
 			 const struct lmdb_store_config *cfg)
 {
@@ -363,12 +367,9 @@ static int writemap_init(struct lmdb_store *s,
 	s->reserve_fn = cfg->reserve_fn != NULL ? cfg->reserve_fn
 						: reserve_fallocate;
 	s->reserved_end = 0;
-	int rc = lmdb__reserve(s);
+	int rc = lmdb__reserve(s, 0);
 	if (rc != 0)
 		return rc;
-	uintptr_t base;
-	if (map_range(s->fd, info.me_mapsize, &base))
-		sigbus_remember(s->env, base, info.me_mapsize);
 	return 0;
 }
 
@@ -409,6 +410,8 @@ int lmdb_store_open(struct lmdb_store *s, const struct lmdb_store_config *cfg)
 		rc = writemap_init(s, cfg);
 	if (rc == 0)
 		rc = open_dbs(s, exists == 0);
+	if (rc == 0 && s->writemap)
+		writemap_watch(s);
 	if (rc != 0) {
 		char why[LMDB_STORE_ERROR_BYTES];
 		memcpy(why, s->error, sizeof(why));

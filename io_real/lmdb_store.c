@@ -727,7 +727,7 @@ static int op_write_begin(void *impl)
 		mdb_txn_reset(s->rtxn);
 		s->rtxn_active = false;
 	}
-	int rc = lmdb__reserve(s); /* L6 */
+	int rc = lmdb__reserve(s, 0); /* L6 */
 	if (rc != 0)
 		return rc;
 	int mrc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);

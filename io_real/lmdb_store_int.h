@@ -40,9 +40,10 @@ int lmdb__err(struct lmdb_store *s, int mrc, const char *what);
 /* Whole meta as of txn; 0, KEEL_ECORRUPT or a store error. */
 int lmdb__meta_read(struct lmdb_store *s, MDB_txn *txn, struct store_meta *out);
 /* Writable map: allocate the data file's blocks ahead of the next batch
- * (lmdb_store.h, LMDB_STORE_RESERVE_AHEAD_BYTES). 0, or -errno with
+ * (lmdb_store.h, LMDB_STORE_RESERVE_AHEAD_BYTES), plus extra_bytes for a
+ * batch known to add more (a snapshot install). 0, or -errno with
  * s->error set; nothing in the store changed. No-op without writemap. */
-int lmdb__reserve(struct lmdb_store *s);
+int lmdb__reserve(struct lmdb_store *s, uint64_t extra_bytes);
 /* Abort the open batch, if any. */
 void lmdb__write_abort(void *impl);
 
