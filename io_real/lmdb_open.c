@@ -276,11 +276,15 @@ static void sigbus_forget(MDB_env *env)
 		}
 }
 
-static int reserve_fallocate(int fd, uint64_t offset, uint64_t bytes)
+/* Allocate the file's blocks in [offset, offset + bytes): 0 or an errno. */
+static int reserve_blocks(const struct lmdb_store *s, uint64_t offset,
+			  uint64_t bytes)
 {
+	if (s->reserve_limit != 0 && offset + bytes > s->reserve_limit)
+		return ENOSPC;
 	int rc;
 	do
-		rc = fallocate(fd, 0, (off_t)offset, (off_t)bytes);
+		rc = fallocate(s->fd, 0, (off_t)offset, (off_t)bytes);
 	while (rc != 0 && errno == EINTR);
 	return rc == 0 ? 0 : errno;
 }
@@ -302,10 +306,10 @@ int lmdb__reserve(struct lmdb_store *s, uint64_t extra_bytes)
 	uint64_t to = want + want / 4; /* fewer, larger reservations */
 	if (to > s->map_bytes)
 		to = s->map_bytes;
-	int e = s->reserve_fn(s->fd, s->reserved_end, to - s->reserved_end);
+	int e = reserve_blocks(s, s->reserved_end, to - s->reserved_end);
 	if (e == ENOSPC && to > want) { /* all that is needed may still fit */
 		to = want;
-		e = s->reserve_fn(s->fd, s->reserved_end, to - s->reserved_end);
+		e = reserve_blocks(s, s->reserved_end, to - s->reserved_end);
 	}
 	if (e != 0) {
 		lmdb__set_error(s,
@@ -315,6 +319,7 @@ int lmdb__reserve(struct lmdb_store *s, uint64_t extra_bytes)
 		return -e;
 	}
 	s->reserved_end = to;
+	s->reservations++;
 	return 0;
 }
 
@@ -364,8 +369,7 @@ static int writemap_init(struct lmdb_store *s,
 	s->reserve_ahead = cfg->reserve_ahead_bytes != 0
 				   ? cfg->reserve_ahead_bytes
 				   : LMDB_STORE_RESERVE_AHEAD_BYTES;
-	s->reserve_fn = cfg->reserve_fn != NULL ? cfg->reserve_fn
-						: reserve_fallocate;
+	s->reserve_limit = cfg->reserve_limit_bytes;
 	s->reserved_end = 0;
 	int rc = lmdb__reserve(s, 0);
 	if (rc != 0)

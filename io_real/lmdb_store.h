@@ -57,9 +57,9 @@ struct lmdb_store_config {
 	 * allocated). Ignored when read_only. */
 	bool writemap;
 	uint64_t reserve_ahead_bytes; /* 0: LMDB_STORE_RESERVE_AHEAD_BYTES */
-	/* For tests: replaces fallocate(2) for the reservation; returns 0 or
-	 * an errno. NULL in real use. */
-	int (*reserve_fn)(int fd, uint64_t offset, uint64_t bytes);
+	/* Testing only: the reservation fails with ENOSPC past this many
+	 * bytes, as on a full disk. 0 (no limit) in real use. */
+	uint64_t reserve_limit_bytes;
 };
 
 /* ---- consistent snapshot iteration (kv + sessions at one applied index) --- */
@@ -91,7 +91,8 @@ struct lmdb_store {
 	uint64_t map_bytes;
 	uint64_t reserve_ahead; /* bytes reserved beyond twice the high water */
 	uint64_t reserved_end;  /* the file's blocks below this are allocated */
-	int (*reserve_fn)(int fd, uint64_t offset, uint64_t bytes);
+	uint64_t reserve_limit;  /* testing: ENOSPC past this; 0 none */
+	uint64_t reservations;   /* fallocate calls that succeeded */
 	int sticky;   /* KEEL_ESTORAGE once an outcome is unknown */
 	int batch_rc; /* nonzero: the open batch is poisoned */
 	uint8_t *buf; /* scratch for records and long-key values */

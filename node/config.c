@@ -286,6 +286,9 @@ int config_set(struct node_config *c, const char *name, const char *value,
 	if (strcmp(name, "apply-flush-ms") == 0)
 		return set_u32(&c->apply_flush_ms, value, 0,
 			       CONFIG_APPLY_FLUSH_MS_MAX, where, err, err_bytes);
+	if (strcmp(name, "debug-reserve-limit-bytes") == 0)
+		return set_u64(&c->debug_reserve_limit_bytes, value, 0, 1ull << 44,
+			       where, err, err_bytes);
 	if (strcmp(name, "debug-snapshot-delay-ms") == 0)
 		return set_u32(&c->debug_snapshot_delay_ms, value, 0,
 			       CONFIG_DEBUG_SNAPSHOT_DELAY_MS_MAX, where, err,

@@ -80,6 +80,10 @@ struct node_config {
 	 * each incoming snapshot chunk, so a test can kill a node in the
 	 * middle of an install. 0 (the default) in any real deployment. */
 	uint32_t debug_snapshot_delay_ms;
+	/* Testing only: with --lmdb-writemap, reserving the data file's blocks
+	 * past this many bytes fails as on a full disk. 0 (the default): no
+	 * limit but the disk's. */
+	uint64_t debug_reserve_limit_bytes;
 };
 
 void config_defaults(struct node_config *c);

@@ -290,7 +290,9 @@ static int run(struct node_config *cfg)
 	struct lmdb_store ls;
 	struct lmdb_store_config lc = { .dir = cfg->data_dir, .create = true,
 					.map_bytes = cfg->map_bytes,
-					.writemap = cfg->lmdb_writemap };
+					.writemap = cfg->lmdb_writemap,
+					.reserve_limit_bytes =
+						cfg->debug_reserve_limit_bytes };
 	int rc = lmdb_store_open(&ls, &lc);
 	if (rc != 0)
 		return die(1, "cannot open the data directory %s: %s", cfg->data_dir,

@@ -411,11 +411,12 @@ static void on_job_done(void *ctx, struct disk_job *j)
 	s->ctr.disk_persist_ns += j->persist_ns;
 	s->ctr.disk_apply_ns += j->apply_ns;
 	if (j->err != 0) {
+		int err = j->err; /* the reset clears it */
 		free_held(j->held); /* the log part failed: never sent */
 		j->held = NULL;
 		disk_job_reset(j);
 		s->inflight = NULL;
-		storage_failed(s, j->err);
+		storage_failed(s, err);
 		return;
 	}
 	KEEL_ASSERT(j->held == NULL); /* sent by on_job_persisted */

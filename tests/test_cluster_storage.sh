@@ -27,7 +27,7 @@ check "the failed write is not reported as done" test "$last_rc" -ne 0 -a "$last
 wait "$(cl_pid 1)"
 rc=$?
 check "the node stops with exit code 3" test "$rc" -eq 3
-check "the node says storage failed" grep -q "storage failed" "$CL_DIR/log.1"
+check "the node says storage failed, and how" grep -q "storage failed: out of memory (KEEL_ENOMEM)" "$CL_DIR/log.1"
 check "and what the store said" grep -q "the store said: .*MDB_MAP_FULL" "$CL_DIR/log.1"
 check "some writes were acknowledged first" test "$(wc -l <"$CL_DIR/acked")" -gt 5
 

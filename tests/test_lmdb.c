@@ -510,27 +510,11 @@ static uint64_t high_water(void)
 	return ((uint64_t)info.me_last_pgno + 1) * fx.lmdb.psize;
 }
 
-static int real_reserve(int fd, uint64_t off, uint64_t n)
-{
-	return fallocate(fd, 0, (off_t)off, (off_t)n) == 0 ? 0 : errno;
-}
-
-/* The reservation for tests: fails with ENOSPC past reserve_limit. */
-static uint64_t reserve_limit = UINT64_MAX;
-static uint32_t reserve_calls;
-
-static int limited_reserve(int fd, uint64_t off, uint64_t n)
-{
-	reserve_calls++;
-	return off + n > reserve_limit ? ENOSPC : real_reserve(fd, off, n);
-}
-
 static void open_wm(uint64_t map, uint64_t ahead)
 {
 	struct lmdb_store_config cfg = {.dir = fx.dir, .create = true,
 					.writemap = true, .map_bytes = map,
-					.reserve_ahead_bytes = ahead,
-					.reserve_fn = limited_reserve};
+					.reserve_ahead_bytes = ahead};
 	int rc = lmdb_store_open(&fx.lmdb, &cfg);
 	if (rc != 0)
 		fprintf(stderr, "open: %s\n", fx.lmdb.error);
@@ -541,14 +525,12 @@ static void open_wm(uint64_t map, uint64_t ahead)
 TEST(writemap_reserves_the_file_ahead_of_each_batch)
 {
 	tmp_begin();
-	reserve_limit = UINT64_MAX;
-	reserve_calls = 0;
 	const uint64_t map = 64u << 20, ahead = 2u << 20;
 	open_wm(map, ahead);
 	ASSERT_U64_EQ(data_stat(false), map); /* the map's size, sparse */
 	ASSERT_TRUE(data_stat(true) < map / 2);
 	static uint8_t data[16384];
-	uint32_t calls_at_open = reserve_calls;
+	uint64_t calls_at_open = fx.lmdb.reservations;
 	for (uint64_t i = 1; i <= 400; i++) {
 		memset(data, (int)i, sizeof(data));
 		uint64_t high = high_water();
@@ -565,8 +547,8 @@ TEST(writemap_reserves_the_file_ahead_of_each_batch)
 		ASSERT_TRUE(high_water() <= reserved); /* the batch fit */
 	}
 	ASSERT_TRUE(high_water() > 4u << 20); /* the log grew the file... */
-	ASSERT_TRUE(reserve_calls > calls_at_open); /* ...and the reservation */
-	ASSERT_TRUE(reserve_calls < calls_at_open + 40); /* in steps */
+	ASSERT_TRUE(fx.lmdb.reservations > calls_at_open); /* ...and the reservation */
+	ASSERT_TRUE(fx.lmdb.reservations < calls_at_open + 40); /* in steps */
 	/* The same file opens without the writable map, and again with it. */
 	lmdb_store_close(&fx.lmdb);
 	ASSERT_EQ(open_store(false, false), 0);
@@ -607,18 +589,18 @@ static int append_until_refused(uint64_t *next)
 TEST(a_failed_reservation_refuses_the_batch_and_changes_nothing)
 {
 	tmp_begin();
-	reserve_limit = UINT64_MAX;
 	open_wm(64u << 20, 1u << 20);
 	put_kv("a", "1");
-	/* Room for less than a quarter more: the reservation falls back to
-	 * just what is needed, then fails. */
+	/* Room for less than a quarter more (the store's testing limit, as
+	 * on a full disk): the reservation falls back to just what is
+	 * needed, then fails. */
 	uint64_t r0 = fx.lmdb.reserved_end;
-	reserve_limit = r0 + (r0 / 4) / 2;
+	fx.lmdb.reserve_limit = r0 + (r0 / 4) / 2;
 	uint64_t next = 1;
 	ASSERT_EQ(append_until_refused(&next), -ENOSPC);
 	ASSERT_TRUE(next > 1);
 	ASSERT_TRUE(fx.lmdb.reserved_end > r0); /* the fallback reserved more */
-	ASSERT_TRUE(fx.lmdb.reserved_end <= reserve_limit);
+	ASSERT_TRUE(fx.lmdb.reserved_end <= fx.lmdb.reserve_limit);
 	ASSERT_TRUE(strstr(fx.lmdb.error, "cannot reserve") != NULL);
 	ASSERT_TRUE(strstr(fx.lmdb.error, "No space left") != NULL);
 	/* Nothing changed, and the store is not stuck: */
@@ -626,7 +608,7 @@ TEST(a_failed_reservation_refuses_the_batch_and_changes_nothing)
 	ASSERT_EQ(OPS->log_bounds(S, &first, &last), 0);
 	ASSERT_U64_EQ(last, next - 1);
 	ASSERT_EQ(OPS->write_begin(S), -ENOSPC); /* still no space */
-	reserve_limit = UINT64_MAX; /* space was freed */
+	fx.lmdb.reserve_limit = 0; /* space was freed */
 	static uint8_t one[100];
 	put_entry(next, one, sizeof(one));
 	lmdb_store_close(&fx.lmdb);
@@ -643,7 +625,6 @@ TEST(a_failed_reservation_refuses_the_batch_and_changes_nothing)
 TEST(a_snapshot_install_fits_the_reservation)
 {
 	tmp_begin();
-	reserve_limit = UINT64_MAX;
 	open_wm(256u << 20, 4096); /* almost no reserve ahead */
 	/* Stage 60,000 items of random keys over several batches... */
 	uint64_t x = 88172645463325252ull;
@@ -687,7 +668,6 @@ TEST(a_snapshot_install_fits_the_reservation)
 TEST(a_sigbus_in_the_writable_map_says_what_happened)
 {
 	tmp_begin();
-	reserve_limit = UINT64_MAX;
 	int pipefd[2];
 	ASSERT_EQ(pipe(pipefd), 0);
 	fflush(NULL);
@@ -732,7 +712,6 @@ TEST(a_sigbus_in_the_writable_map_says_what_happened)
 TEST(a_sigbus_sent_by_kill_still_ends_the_process)
 {
 	tmp_begin();
-	reserve_limit = UINT64_MAX;
 	fflush(NULL);
 	pid_t pid = fork();
 	ASSERT_TRUE(pid >= 0);
