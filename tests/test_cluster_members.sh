@@ -13,11 +13,14 @@
 # starts it with the printed id and promotes it. Last the leader removes itself (it answers once the removal
 # committed and steps down; the others go on). A concurrent client history
 # (native format) runs throughout and must be linearizable (keelcheck).
+# KEEL_MEMBERS_CONF: more settings for every node's config file (see
+# test_cluster_members_writemap.sh).
 . node/cluster_lib.sh
 cl_setup
 WL_SECONDS=${KEEL_MEMBERS_SECONDS:-30}
 # A small log tail: compaction happens within a few hundred writes.
-printf 'log-tail-entries = 16\nlog-tail-bytes = 65536\n' >"$CL_DIR/small.conf"
+printf 'log-tail-entries = 16\nlog-tail-bytes = 65536\n%s\n' \
+	"${KEEL_MEMBERS_CONF:-}" >"$CL_DIR/small.conf"
 CL_FLAGS="--config $CL_DIR/small.conf"
 
 all_endpoints() {
