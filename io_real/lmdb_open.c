@@ -182,7 +182,7 @@ static int open_dbs(struct lmdb_store *s, bool fresh)
 
 /*
  * A write through the map to a block the file system cannot allocate is a
- * SIGBUS. The reservation (lmdb__reserve) makes that the rare case; this
+ * SIGBUS. The reservation (lmdb__reserve_*) makes that the rare case; this
  * handler makes it a clear one: it names the map and the offset, says what
  * it means, and then lets the signal kill the process as it would have
  * (committed data is safe: LMDB writes only pages no committed state uses
@@ -289,16 +289,8 @@ static int reserve_blocks(const struct lmdb_store *s, uint64_t offset,
 	return rc == 0 ? 0 : errno;
 }
 
-int lmdb__reserve(struct lmdb_store *s, uint64_t extra_bytes)
+int lmdb__reserve_to(struct lmdb_store *s, uint64_t want)
 {
-	if (!s->writemap)
-		return 0;
-	MDB_envinfo info;
-	int mrc = mdb_env_info(s->env, &info);
-	if (mrc != 0)
-		return lmdb__err(s, mrc, "env info");
-	uint64_t high = ((uint64_t)info.me_last_pgno + 1) * s->psize;
-	uint64_t want = 2 * high + s->reserve_ahead + extra_bytes;
 	if (want > s->map_bytes)
 		want = s->map_bytes;
 	if (want <= s->reserved_end)
@@ -314,13 +306,26 @@ int lmdb__reserve(struct lmdb_store *s, uint64_t extra_bytes)
 	if (e != 0) {
 		lmdb__set_error(s,
 				"cannot reserve the data file's blocks up to %.1f MiB for the writable map (high water %.1f MiB): %s",
-				(double)to / (1 << 20), (double)high / (1 << 20),
-				strerror(e));
+				(double)to / (1 << 20),
+				(double)s->batch_high / (1 << 20), strerror(e));
 		return -e;
 	}
 	s->reserved_end = to;
 	s->reservations++;
 	return 0;
+}
+
+int lmdb__reserve_begin(struct lmdb_store *s)
+{
+	if (!s->writemap)
+		return 0;
+	MDB_envinfo info;
+	int mrc = mdb_env_info(s->env, &info);
+	if (mrc != 0)
+		return lmdb__err(s, mrc, "env info");
+	s->batch_high = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+	s->batch_bytes = 0;
+	return lmdb__reserve_to(s, 2 * s->batch_high + s->reserve_ahead);
 }
 
 /* The map's range, for the SIGBUS message (LMDB reports no address without
@@ -329,7 +334,7 @@ int lmdb__reserve(struct lmdb_store *s, uint64_t extra_bytes)
 static void writemap_watch(struct lmdb_store *s)
 {
 	MDB_txn *txn;
-	MDB_val k = lmdb__str(LMDB_META_FORMAT), v;
+	MDB_val k = lmdb__str(LMDB_META_FORMAT), v = {0};
 	if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
 		return;
 	int mrc = mdb_get(txn, s->dbi_meta, &k, &v);
@@ -371,10 +376,7 @@ static int writemap_init(struct lmdb_store *s,
 				   : LMDB_STORE_RESERVE_AHEAD_BYTES;
 	s->reserve_limit = cfg->reserve_limit_bytes;
 	s->reserved_end = 0;
-	int rc = lmdb__reserve(s, 0);
-	if (rc != 0)
-		return rc;
-	return 0;
+	return lmdb__reserve_begin(s);
 }
 
 int lmdb_store_open(struct lmdb_store *s, const struct lmdb_store_config *cfg)

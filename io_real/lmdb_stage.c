@@ -124,6 +124,9 @@ int lmdb__stage_put(void *impl, const struct store_item *it)
 	uint8_t key[8];
 	record_put_u64(key, seq);
 	MDB_val k = lmdb__val(key, 8), v = lmdb__val(NULL, n);
+	rc = lmdb__reserve_put(s, k.mv_size + v.mv_size); /* L6 */
+	if (rc != 0)
+		return stage_fail(s, rc);
 	int mrc = mdb_put(s->wtxn, s->dbi_stage, &k, &v,
 			  MDB_RESERVE | MDB_APPEND);
 	if (mrc != 0)
@@ -192,21 +195,9 @@ int lmdb__stage_install(void *impl)
 	int rc = stage_check(s);
 	if (rc != 0)
 		return rc;
-	/* Writable map (L6): the new state is as large as what is staged,
-	 * twice over for pages that end half full. */
-	MDB_stat ms;
-	int mrc = mdb_stat(s->wtxn, s->dbi_stage, &ms);
-	if (mrc != 0) {
-		rc = lmdb__err(s, mrc, "stage stat");
-	} else {
-		uint64_t pages = (uint64_t)ms.ms_branch_pages + ms.ms_leaf_pages +
-				 ms.ms_overflow_pages;
-		rc = lmdb__reserve(s, 2 * pages * ms.ms_psize);
-	}
 	struct store st;
 	lmdb_store_bind(s, &st);
-	if (rc == 0)
-		rc = st.ops->state_clear(s);
+	rc = st.ops->state_clear(s);
 	if (rc == 0)
 		rc = stage_replay(s, st.ops);
 	if (rc == 0)

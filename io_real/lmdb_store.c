@@ -38,9 +38,10 @@
  *      the store sticky-failed: every later call returns KEEL_ESTORAGE.
  *   L5 a write failing with KEEL_EINVAL/ENOTFOUND/ESTATE changed nothing;
  *      any other failure poisons the batch (commit aborts it, returns it).
- *   L6 with the writable map, no batch begins unless the data file's blocks
- *      are allocated up to twice its high-water mark plus the reserve ahead
- *      (lmdb_store.h); a failed reservation refuses the batch, unchanged.
+ *   L6 with the writable map, the data file's blocks are allocated ahead of
+ *      whatever the open batch can grow the file to (lmdb_store.h): before
+ *      the batch begins and, for a large batch, before each put; a failed
+ *      reservation refuses the batch or poisons it (L5) before LMDB writes.
  */
 #include "lmdb_store_int.h"
 
@@ -134,6 +135,9 @@ static int wr_fail(struct lmdb_store *s, int rc)
 static int wr_put(struct lmdb_store *s, MDB_dbi dbi, MDB_val k, MDB_val v,
 		  unsigned flags)
 {
+	int rc = lmdb__reserve_put(s, k.mv_size + v.mv_size); /* L6 */
+	if (rc != 0)
+		return wr_fail(s, rc);
 	int mrc = mdb_put(s->wtxn, dbi, &k, &v, flags);
 	return mrc == 0 ? 0 : wr_fail(s, lmdb__err(s, mrc, "put"));
 }
@@ -656,6 +660,9 @@ static int op_log_append(void *impl, const struct entry *e, size_t n)
 		record_put_u64(key, e[i].index);
 		MDB_val k = lmdb__val(key, 8);
 		MDB_val v = lmdb__val(NULL, record_entry_bytes(&e[i]));
+		rc = lmdb__reserve_put(s, k.mv_size + v.mv_size); /* L6 */
+		if (rc != 0)
+			return wr_fail(s, rc);
 		int mrc = mdb_put(s->wtxn, s->dbi_log, &k, &v,
 				  MDB_RESERVE | MDB_APPEND);
 		if (mrc != 0)
@@ -727,7 +734,7 @@ static int op_write_begin(void *impl)
 		mdb_txn_reset(s->rtxn);
 		s->rtxn_active = false;
 	}
-	int rc = lmdb__reserve(s, 0); /* L6 */
+	int rc = lmdb__reserve_begin(s); /* L6 */
 	if (rc != 0)
 		return rc;
 	int mrc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);

@@ -31,18 +31,17 @@
 /*
  * With a writable map (writemap below) LMDB writes pages through the map, and
  * a write to a part of the file the file system cannot allocate (a full disk)
- * is a SIGBUS, not an error code. So before each write batch the store makes
- * sure the file's blocks are allocated (fallocate) up to
- *     2 x the file's high-water mark + LMDB_STORE_RESERVE_AHEAD_BYTES
- * (capped at the map size), and grows that by a quarter more at a time. A
- * batch takes free pages first; beyond them it copies each page it changes
- * at most once (at most the high-water mark) and adds pages for what it
- * adds. The most one of the node's batches adds is a job's new log entries:
- * at most the core's 64 MiB of uncommitted entries, on at most twice that
- * in pages (an entry over about 2 KiB takes whole 4 KiB overflow pages); a
- * large cache flush (at most 16 MiB of items) is a batch of its own. When
- * the reservation fails the batch is refused with -ENOSPC before LMDB
- * writes anything.
+ * is a SIGBUS, not an error code. So the store allocates the file's blocks
+ * (fallocate) before LMDB can need them (L6). A batch takes free pages
+ * first; beyond them it can only grow the file by the pages it copies (each
+ * page once at most: at most the high-water mark H when it began) and the
+ * pages it adds (at most twice what it puts, B: pages split half full, and
+ * an overflow value takes whole pages). So when a batch begins the file is
+ * allocated up to 2H + LMDB_STORE_RESERVE_AHEAD_BYTES, and once B reaches a
+ * quarter of the reserve ahead, before each put, up to 2H + the reserve
+ * ahead + 2B; each reservation goes a quarter further, for fewer calls. A
+ * failed reservation refuses the put or the batch with -ENOSPC before LMDB
+ * writes it.
  */
 #define LMDB_STORE_RESERVE_AHEAD_BYTES (128ull << 20)
 
@@ -91,6 +90,8 @@ struct lmdb_store {
 	uint64_t map_bytes;
 	uint64_t reserve_ahead; /* bytes reserved beyond twice the high water */
 	uint64_t reserved_end;  /* the file's blocks below this are allocated */
+	uint64_t batch_high;    /* the high-water mark when the batch began */
+	uint64_t batch_bytes;   /* what the open batch has put, with overhead */
 	uint64_t reserve_limit;  /* testing: ENOSPC past this; 0 none */
 	uint64_t reservations;   /* fallocate calls that succeeded */
 	int sticky;   /* KEEL_ESTORAGE once an outcome is unknown */

@@ -39,11 +39,31 @@ void lmdb__set_error(struct lmdb_store *s, const char *fmt, ...)
 int lmdb__err(struct lmdb_store *s, int mrc, const char *what);
 /* Whole meta as of txn; 0, KEEL_ECORRUPT or a store error. */
 int lmdb__meta_read(struct lmdb_store *s, MDB_txn *txn, struct store_meta *out);
-/* Writable map: allocate the data file's blocks ahead of the next batch
- * (lmdb_store.h, LMDB_STORE_RESERVE_AHEAD_BYTES), plus extra_bytes for a
- * batch known to add more (a snapshot install). 0, or -errno with
- * s->error set; nothing in the store changed. No-op without writemap. */
-int lmdb__reserve(struct lmdb_store *s, uint64_t extra_bytes);
+/*
+ * Writable map (L6; lmdb_store.h). lmdb__reserve_begin: when a batch begins,
+ * note the file's high-water mark and allocate its blocks up to twice that
+ * plus the reserve ahead. lmdb__reserve_put: before a put of `bytes` (key
+ * and value) in the batch; once the batch's puts come to a quarter of the
+ * reserve ahead, allocate up to twice the high water, plus the reserve
+ * ahead, plus twice what the batch has put. lmdb__reserve_to: allocate up to
+ * want (capped at the map). Each returns 0, or -errno with s->error set and
+ * nothing written. No-ops without the writable map.
+ */
+#define LMDB_PUT_OVERHEAD_BYTES 16u /* LMDB's node header and slot, rounded */
+int lmdb__reserve_to(struct lmdb_store *s, uint64_t want);
+int lmdb__reserve_begin(struct lmdb_store *s);
+
+static inline int lmdb__reserve_put(struct lmdb_store *s, size_t bytes)
+{
+	if (!s->writemap)
+		return 0;
+	s->batch_bytes += bytes + LMDB_PUT_OVERHEAD_BYTES;
+	if (4 * s->batch_bytes <= s->reserve_ahead)
+		return 0;
+	return lmdb__reserve_to(s, 2 * s->batch_high + s->reserve_ahead +
+					   2 * s->batch_bytes);
+}
+
 /* Abort the open batch, if any. */
 void lmdb__write_abort(void *impl);
 

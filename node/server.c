@@ -412,11 +412,16 @@ static void on_job_done(void *ctx, struct disk_job *j)
 	s->ctr.disk_apply_ns += j->apply_ns;
 	if (j->err != 0) {
 		int err = j->err; /* the reset clears it */
+		/* A failure found while this job ran (drain_ready) left finish()
+		 * waiting for it: storage_failed() will not call it again. */
+		bool waiting = s->storage_err != 0;
 		free_held(j->held); /* the log part failed: never sent */
 		j->held = NULL;
 		disk_job_reset(j);
 		s->inflight = NULL;
 		storage_failed(s, err);
+		if (waiting)
+			finish(s);
 		return;
 	}
 	KEEL_ASSERT(j->held == NULL); /* sent by on_job_persisted */

@@ -627,7 +627,7 @@ TEST(a_snapshot_install_fits_the_reservation)
 	tmp_begin();
 	open_wm(256u << 20, 4096); /* almost no reserve ahead */
 	/* Stage 60,000 items of random keys over several batches... */
-	uint64_t x = 88172645463325252ull;
+	uint64_t x = 88172645463325252ull, put = 0;
 	uint8_t key[16], val[100];
 	memset(val, 'v', sizeof(val));
 	for (uint32_t b = 0; b < 60; b++) {
@@ -643,17 +643,17 @@ TEST(a_snapshot_install_fits_the_reservation)
 						.val = val,
 						.val_bytes = sizeof(val)};
 			ASSERT_EQ(OPS->stage_put(S, &it), 0);
+			put += (uint64_t)n + sizeof(val);
 		}
 		ASSERT_EQ(OPS->write_commit(S), 0);
 	}
 	/* ...and switch to them in one batch, which adds a whole kv tree:
-	 * more than twice the high water when its pages end half full, so
-	 * the install reserves for what is staged (the quarter-more steps
-	 * happen to cover these keys; without them this fails unless the
-	 * install reserves). */
+	 * the batch reserves for what it puts as it goes. */
+	uint64_t high = high_water();
 	ASSERT_EQ(OPS->write_begin(S), 0);
 	ASSERT_EQ(OPS->stage_install(S), 0);
 	uint64_t reserved = fx.lmdb.reserved_end;
+	ASSERT_TRUE(reserved >= 2 * high + 2 * put);
 	ASSERT_EQ(OPS->write_commit(S), 0);
 	ASSERT_TRUE(high_water() <= reserved);
 	ASSERT_TRUE(data_stat(true) >= reserved);
@@ -662,6 +662,26 @@ TEST(a_snapshot_install_fits_the_reservation)
 	int n = snprintf((char *)key, sizeof(key), "k%llu",
 			 (unsigned long long)(x % 100000000u));
 	ASSERT_EQ(OPS->kv_get(S, key, (uint32_t)n, &v, &vb), 0);
+	tmp_end();
+}
+
+TEST(a_batch_far_larger_than_the_reserve_ahead_fits)
+{
+	tmp_begin();
+	open_wm(256u << 20, 1u << 20); /* 1 MiB ahead, a 48 MiB batch */
+	static uint8_t data[3000]; /* just over a page: the worst page use */
+	memset(data, 7, sizeof(data));
+	ASSERT_EQ(OPS->write_begin(S), 0);
+	for (uint64_t i = 1; i <= 16384; i++) {
+		struct entry e = {.term = 1, .index = i, .type = ENTRY_COMMAND,
+				  .data_bytes = sizeof(data), .data = data};
+		ASSERT_EQ(OPS->log_append(S, &e, 1), 0);
+	}
+	uint64_t reserved = fx.lmdb.reserved_end;
+	ASSERT_EQ(OPS->write_commit(S), 0);
+	ASSERT_TRUE(high_water() > 40u << 20);
+	ASSERT_TRUE(high_water() <= reserved);
+	ASSERT_TRUE(data_stat(true) >= reserved);
 	tmp_end();
 }
 
