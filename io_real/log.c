@@ -32,6 +32,13 @@ void log_set_term(uint64_t term)
 	log_term = term;
 }
 
+const char *log_err_msg(int code)
+{
+	if (code < 0 && !keel_err_is_keel(code))
+		return strerror(-code);
+	return keel_err_msg(code);
+}
+
 bool log_enabled(enum log_level level)
 {
 	return level <= log_level_current;

@@ -24,6 +24,9 @@ bool log_enabled(enum log_level level);
 /* "error", "warn", "info", "debug" -> level. Returns 0 or KEEL_EINVAL. */
 int log_level_parse(const char *s, enum log_level *out);
 
+/* keel_err_msg(code), or strerror(-code) for a -errno: what to log. */
+const char *log_err_msg(int code);
+
 void log_line(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -371,7 +371,7 @@ static void flush_alone(struct disk *d, bool sync)
 	int rc = flush_batch(d, sync);
 	if (rc != 0) {
 		LOG_ERROR("storage: writing the applied state failed: %s",
-			  keel_err_msg(rc));
+			  log_err_msg(rc));
 		fail(d, rc);
 	}
 }

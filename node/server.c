@@ -237,9 +237,7 @@ static void storage_failed(struct server *s, int err)
 		return;
 	s->storage_err = err;
 	LOG_ERROR("storage failed: %s (%s); this node stops serving",
-		  keel_err_is_keel(err) || err >= 0 ? keel_err_msg(err)
-						     : strerror(-err),
-		  keel_err_name(err));
+		  log_err_msg(err), keel_err_name(err));
 	s->exit_code = 3;
 	server_begin_drain(s);
 	finish(s);

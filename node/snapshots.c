@@ -73,7 +73,7 @@ void snaps_on_ready(struct server *s, const struct raft_ready *rd)
 		w->stage[w->stage_count - 1].failures = s->snap_failures;
 	if (rc != 0) {
 		LOG_WARN("cannot stage the snapshot chunk at offset %llu: %s; the leader will start over",
-			 (unsigned long long)c->offset, keel_err_msg(rc));
+			 (unsigned long long)c->offset, log_err_msg(rc));
 		s->snap_fail = true;
 	}
 }
@@ -237,7 +237,7 @@ static void staged(struct server *s, struct snap_work *w)
 				 (unsigned long long)sg->c.offset,
 				 (unsigned long long)sg->c.last_index,
 				 sg->err == KEEL_EMALFORMED ? "malformed"
-							     : keel_err_msg(sg->err));
+							     : log_err_msg(sg->err));
 			/* Once per failure: chunks handed out after an earlier
 			 * raft_snapshot_failed belong to a new stream. */
 			if (sg->failures == s->snap_failures) {
