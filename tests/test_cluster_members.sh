@@ -13,7 +13,8 @@
 # starts it with the printed id and promotes it. Last the leader removes itself (it answers once the removal
 # committed and steps down; the others go on). A concurrent client history
 # (native format) runs throughout and must be linearizable (keelcheck).
-# KEEL_MEMBERS_CONF: more settings for every node's config file (see
+# KEEL_MEMBERS_CONF: more settings for every node's config file;
+# KEEL_MEMBERS_FILE: node 1's data file size to expect (see
 # test_cluster_members_writemap.sh).
 . node/cluster_lib.sh
 cl_setup
@@ -54,6 +55,10 @@ converges() {
 
 cl_boot 1 || { CL_FAIL=1; cl_finish; exit 1; }
 check "a one-node cluster elects itself" test "$(cl_wait_leader 10)" = 1
+if [ -n "${KEEL_MEMBERS_FILE:-}" ]; then # the writable map's file size
+	check "the data file has the map's size" \
+		test "$(stat -c %s "$CL_DIR/n1/data.mdb")" -eq "$KEEL_MEMBERS_FILE"
+fi
 check "it takes writes" ctl put before-join 1
 
 "$KEEL_BIN/keelctl" --endpoints "$(all_endpoints)" --timeout-ms 300 --attempts 8 \

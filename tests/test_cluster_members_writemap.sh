@@ -6,4 +6,5 @@
 # middle of an install, and a concurrent history keelcheck must accept.
 KEEL_MEMBERS_CONF="lmdb-writemap = true
 map-bytes = 268435456
-apply-flush-ms = 200" exec sh tests/test_cluster_members.sh
+apply-flush-ms = 200" KEEL_MEMBERS_FILE=268435456 \
+	exec sh tests/test_cluster_members.sh

@@ -11,4 +11,5 @@ KEEL_STORAGE_FULL="--debug-reserve-limit-bytes 178257920" \
 KEEL_STORAGE_ROOM="" \
 KEEL_STORAGE_ERR="No space left on device" \
 KEEL_STORAGE_SAID="cannot reserve the data file's blocks" \
+KEEL_STORAGE_FILE=268435456 \
 	exec sh tests/test_cluster_storage.sh

@@ -9,6 +9,8 @@
 #   KEEL_STORAGE_ROOM   the restart's flags (default: a 64 MiB map)
 #   KEEL_STORAGE_ERR    how the node names the failure
 #   KEEL_STORAGE_SAID   what the store said, as a grep pattern
+#   KEEL_STORAGE_FILE   the data file's size once started (the writable map
+#                       gives it the map's size), when set
 . node/cluster_lib.sh
 cl_setup
 FULL=${KEEL_STORAGE_FULL:---map-bytes 2097152}
@@ -18,6 +20,10 @@ SAID=${KEEL_STORAGE_SAID:-.*MDB_MAP_FULL}
 CL_FLAGS="$FULL ${KEEL_STORAGE_FLAGS:-}"
 cl_boot 1 || { CL_FAIL=1; cl_finish; exit 1; }
 check "a one-node cluster elects itself" test -n "$(cl_wait_leader 20)"
+if [ -n "${KEEL_STORAGE_FILE:-}" ]; then
+	check "the data file has the map's size" \
+		test "$(stat -c %s "$CL_DIR/n1/data.mdb")" -eq "$KEEL_STORAGE_FILE"
+fi
 
 big=$(head -c 60000 /dev/zero | tr '\0' 'x')
 : >"$CL_DIR/acked"
