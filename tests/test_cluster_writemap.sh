@@ -7,7 +7,9 @@
 . node/cluster_lib.sh
 cl_setup
 MAP=268435456
-CL_FLAGS="--lmdb-writemap --map-bytes $MAP --apply-flush-ms 10000 --log-tail-entries 4 --log-tail-bytes 1024"
+CACHED="--apply-flush-ms 10000 --log-tail-entries 4 --log-tail-bytes 1024"
+WRITEMAP="--lmdb-writemap --map-bytes $MAP"
+CL_FLAGS="$WRITEMAP $CACHED"
 N=40
 
 cl_boot 3 || { CL_FAIL=1; cl_finish; exit 1; }
@@ -29,9 +31,9 @@ for n in 1 2 3; do
 	cl_signal "$n" 9
 	wait "$(cl_pid "$n")" 2>/dev/null
 done
-CL_FLAGS="--apply-flush-ms 10000 --log-tail-entries 4 --log-tail-bytes 1024"
+CL_FLAGS="$CACHED"
 cl_start 1 # the same file without the writable map
-CL_FLAGS="--lmdb-writemap --map-bytes $MAP --apply-flush-ms 10000 --log-tail-entries 4 --log-tail-bytes 1024"
+CL_FLAGS="$WRITEMAP $CACHED"
 cl_start 2
 cl_start 3
 L=$(cl_wait_leader 20)
